@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Build (or reuse) the lab kernel: Debian's linux-source-6.12 + tinyconfig + kernel.config + patches/.
+# Prints the bzImage path on stdout. Cached by a hash of source version, fragment, patches and this script.
+#   --fences=n   build with CONFIG_VIDEOBUF2_RELEASE_FENCES=n (the patches must still build)
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+extra_cfg=""
+for arg in "$@"; do
+    case "$arg" in
+        --fences=n) extra_cfg="CONFIG_VIDEOBUF2_RELEASE_FENCES=n" ;;
+        *) die "unknown argument $arg (known: --fences=n)" ;;
+    esac
+done
+
+need_pkgs linux-source-6.12 bc flex bison libelf-dev libssl-dev cpio make gcc xz-utils
+src_tar=/usr/src/linux-source-6.12.tar.xz
+[ -f "$src_tar" ] || die "$src_tar missing after installing linux-source-6.12"
+src_ver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
+
+patches=()
+while IFS= read -r p; do patches+=("$p"); done < <(find "$LAB_DIR/patches" -name '*.patch' | sort)
+key=$( { echo "$src_ver"; echo "$extra_cfg"; cat "$LAB_DIR/kernel.config" "$0";
+         for p in "${patches[@]}"; do echo "$p"; cat "$p"; done; } | sha256sum | cut -c1-16)
+out="$LAB_CACHE/kernel-$key"
+if [ -f "$out/bzImage" ]; then
+    log "kernel cached: $out"
+    echo "$out/bzImage"; exit 0
+fi
+
+# One working tree, re-unpacked only when the source or the patch set changes; config-only
+# changes rebuild incrementally.
+tree="$LAB_CACHE/tree"
+tree_key=$( { echo "$src_ver"; for p in "${patches[@]}"; do cat "$p"; done; } | sha256sum | cut -c1-16)
+if [ "$(cat "$tree/.m2mfuzz-tree" 2>/dev/null)" != "$tree_key" ]; then
+    log "unpacking $src_tar ($src_ver)"
+    rm -rf "$tree" "$LAB_CACHE/unpack"; mkdir -p "$LAB_CACHE/unpack"
+    tar -C "$LAB_CACHE/unpack" -xf "$src_tar"
+    mv "$LAB_CACHE/unpack/linux-source-6.12" "$tree"; rmdir "$LAB_CACHE/unpack"
+    for p in "${patches[@]}"; do
+        log "applying $(basename "$p")"
+        patch -d "$tree" -p1 --forward --batch < "$p" >/dev/null || die "patch $(basename "$p") does not apply to $src_ver"
+    done
+    echo "$tree_key" > "$tree/.m2mfuzz-tree"
+fi
+
+cd "$tree"
+start=$(date +%s)
+make -s ARCH=x86_64 tinyconfig >/dev/null
+cp .config .config.tiny
+{ cat "$LAB_DIR/kernel.config"; echo "$extra_cfg"; } > .config.fragment
+./scripts/kconfig/merge_config.sh -m .config.tiny .config.fragment >/dev/null
+make -s ARCH=x86_64 olddefconfig >/dev/null
+# A fragment line that kconfig dropped (a dependency missing) would silently weaken the lab.
+bad=0
+while IFS= read -r line; do
+    case "$line" in ''|'#'*) continue ;; esac
+    opt=${line%%=*}; val=${line#*=}
+    if [ "$val" = n ]; then
+        grep -q "^# $opt is not set" .config || grep -q "^$opt=n" .config || { log "fragment: $line did not stick"; bad=1; }
+    else
+        grep -qx "$line" .config || { log "fragment: $line did not stick (got: $(grep "^$opt=\|^# $opt " .config || echo absent))"; bad=1; }
+    fi
+done < .config.fragment
+[ $bad = 0 ] || die "kernel config fragment not satisfied; fix ci/lab/kernel.config"
+
+log "building bzImage ($(nproc) jobs)"
+make -s ARCH=x86_64 -j"$(nproc)" bzImage > "$LAB_CACHE/build.log" 2>&1 || { tail -30 "$LAB_CACHE/build.log" >&2; die "kernel build failed; log: $LAB_CACHE/build.log"; }
+mkdir -p "$out.tmp"
+cp arch/x86/boot/bzImage .config System.map "$out.tmp/"
+echo "$(( $(date +%s) - start ))" > "$out.tmp/build-seconds"
+rm -rf "$out"; mv "$out.tmp" "$out"
+log "kernel built in $(cat "$out/build-seconds") s: $out"
+echo "$out/bzImage"

@@ -1,0 +1,5 @@
+//! m2mfuzz: an ioctl-level fuzzer and stress tester for V4L2 mem2mem drivers and the dma-buf
+//! fences they publish. See README.md for the architecture.
+#![warn(missing_docs)]
+
+pub mod uapi;
