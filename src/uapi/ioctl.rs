@@ -1,6 +1,5 @@
 //! Every ioctl request number m2mfuzz uses, built with nix's macros from the structs' sizes,
 //! and typed wrappers for them. Nothing else in the crate builds ioctl numbers.
-#![allow(missing_docs)]
 
 use super::dmabuf::*;
 use super::media::*;
