@@ -1,11 +1,11 @@
 //! dma-buf.h: CPU access brackets and implicit-sync fence export/import.
 #![allow(non_camel_case_types)]
 
-pub const DMA_BUF_SYNC_READ: u64 = 1 << 0;
-pub const DMA_BUF_SYNC_WRITE: u64 = 2 << 0;
+pub const DMA_BUF_SYNC_READ: u64 = 1;
+pub const DMA_BUF_SYNC_WRITE: u64 = 2;
 pub const DMA_BUF_SYNC_RW: u64 = DMA_BUF_SYNC_READ | DMA_BUF_SYNC_WRITE;
-pub const DMA_BUF_SYNC_START: u64 = 0 << 2;
-pub const DMA_BUF_SYNC_END: u64 = 1 << 2;
+pub const DMA_BUF_SYNC_START: u64 = 0;
+pub const DMA_BUF_SYNC_END: u64 = 4;
 
 /// `struct dma_buf_sync`.
 #[repr(C)]
