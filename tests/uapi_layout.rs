@@ -217,7 +217,7 @@ fn facts() -> Vec<Fact> {
         v.push(Fact {
             label: name.to_string(),
             c_expr: name.to_string(),
-            rust: num as u64,
+            rust: num.into(),
             needs: (name == "VIDIOC_REMOVE_BUFS").then_some("VIDIOC_REMOVE_BUFS"),
         });
     }
