@@ -217,6 +217,7 @@ fn facts() -> Vec<Fact> {
         v.push(Fact {
             label: name.to_string(),
             c_expr: name.to_string(),
+            #[allow(clippy::useless_conversion)] // the request type is 32-bit on 32-bit targets
             rust: num.into(),
             needs: (name == "VIDIOC_REMOVE_BUFS").then_some("VIDIOC_REMOVE_BUFS"),
         });
