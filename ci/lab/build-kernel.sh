@@ -25,6 +25,7 @@ key=$( { echo "$src_ver"; echo "$extra_cfg"; cat "$LAB_DIR/kernel.config" "$0";
 out="$LAB_CACHE/kernel-$key"
 if [ -f "$out/bzImage" ]; then
     log "kernel cached: $out"
+    ln -sfn "$out/headers" "$LAB_CACHE/headers"
     echo "$out/bzImage"; exit 0
 fi
 
@@ -68,7 +69,10 @@ log "building bzImage ($(nproc) jobs)"
 make -s ARCH=x86_64 -j"$(nproc)" bzImage > "$LAB_CACHE/build.log" 2>&1 || { tail -30 "$LAB_CACHE/build.log" >&2; die "kernel build failed; log: $LAB_CACHE/build.log"; }
 mkdir -p "$out.tmp"
 cp arch/x86/boot/bzImage .config System.map "$out.tmp/"
+# The 6.12 uapi headers, for the layout test (tests/uapi_layout.rs) and C reproducers.
+make -s ARCH=x86_64 headers_install INSTALL_HDR_PATH="$out.tmp/headers" >/dev/null
 echo "$(( $(date +%s) - start ))" > "$out.tmp/build-seconds"
 rm -rf "$out"; mv "$out.tmp" "$out"
+ln -sfn "$out/headers" "$LAB_CACHE/headers"
 log "kernel built in $(cat "$out/build-seconds") s: $out"
 echo "$out/bzImage"

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Boot the lab kernel under QEMU and run a job script in the guest.
+#   run.sh [--out DIR] [--timeout SECONDS] [--cmdline "ARGS"] [--share DIR] [--kernel BZIMAGE] JOB.sh
+# The job runs as `sh /host/job.sh` in the guest with /host the share (default: a fresh DIR/share
+# holding only the job); what it writes to /host/out comes back in DIR/share/out. Exit code: the
+# job's; 124 on a time-out; 125 when the guest died (panic, no result). The console log is DIR/console.log.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+out="" timeout=600 cmdline="" share="" kernel=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) out=$2; shift 2 ;;
+        --timeout) timeout=$2; shift 2 ;;
+        --cmdline) cmdline=$2; shift 2 ;;
+        --share) share=$2; shift 2 ;;
+        --kernel) kernel=$2; shift 2 ;;
+        -*) die "unknown option $1" ;;
+        *) break ;;
+    esac
+done
+[ $# -eq 1 ] || die "usage: run.sh [--out DIR] [--timeout S] [--cmdline ARGS] [--share DIR] [--kernel BZIMAGE] JOB.sh"
+job=$1
+[ -f "$job" ] || die "job script $job not found"
+need_pkgs qemu-system-x86
+
+[ -n "$kernel" ] || kernel=$("$LAB_DIR/build-kernel.sh" | tail -1)
+initrd=$("$LAB_DIR/mkinitramfs.sh" | tail -1)
+[ -n "$out" ] || out=$(mktemp -d "${TMPDIR:-/tmp}/m2mfuzz-lab.XXXXXX")
+mkdir -p "$out"
+[ -n "$share" ] || share="$out/share"
+mkdir -p "$share"
+rm -rf "$share/out"; mkdir -p "$share/out"
+cp "$job" "$share/job.sh"
+console="$out/console.log"
+
+start=$(date +%s.%N)
+set +e
+timeout --kill-after=10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 \
+    -display none -monitor none -serial "file:$console" -no-reboot \
+    -kernel "$kernel" -initrd "$initrd" \
+    -append "console=ttyS0 panic=-1 oops=panic loglevel=7 rdinit=/init $cmdline" \
+    -virtfs "local,path=$share,mount_tag=host,security_model=none,id=host" </dev/null
+qrc=$?
+set -e
+secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+if [ $qrc = 124 ] || [ $qrc = 137 ]; then
+    log "guest timed out after ${timeout}s (${secs}s); console: $console"
+    exit 124
+fi
+if [ ! -f "$share/out/rc" ]; then
+    log "guest ended without a result (qemu exit $qrc) after ${secs}s; console: $console"
+    grep -E "Kernel panic|BUG:|Oops|WARNING:" "$console" | head -5 >&2 || true
+    exit 125
+fi
+rc=$(cat "$share/out/rc")
+log "guest job exit $rc after ${secs}s; console: $console; results: $share/out"
+exit "$rc"
