@@ -13,7 +13,7 @@ for arg in "$@"; do
     esac
 done
 
-need_pkgs linux-source-6.12 bc flex bison libelf-dev libssl-dev cpio make gcc xz-utils
+need_pkgs linux-source-6.12 bc flex bison libelf-dev libssl-dev cpio make gcc xz-utils rsync
 src_tar=/usr/src/linux-source-6.12.tar.xz
 [ -f "$src_tar" ] || die "$src_tar missing after installing linux-source-6.12"
 src_ver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
