@@ -2,4 +2,6 @@
 //! fences they publish. See README.md for the architecture.
 #![warn(missing_docs)]
 
+pub mod profile;
+pub mod program;
 pub mod uapi;

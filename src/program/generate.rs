@@ -1,0 +1,617 @@
+//! Driver-aware program generation. One generator serves both the stress engine (`rand`) and the
+//! fuzz targets (`arbitrary` bytes) through [`Choices`]; it models each context's queues so most
+//! ops are valid, and corrupts a tunable share of arguments so error paths are reached too.
+use super::*;
+use crate::profile::{DriverProfile, Requests};
+use rand::Rng;
+use std::collections::{BTreeMap, VecDeque};
+
+/// A source of decisions.
+pub trait Choices {
+    /// A number in `0..n` (`n > 0`).
+    fn below(&mut self, n: u32) -> u32;
+    /// True with `percent`% probability.
+    fn chance(&mut self, percent: u32) -> bool {
+        self.below(100) < percent
+    }
+    /// Any 32-bit value.
+    fn any(&mut self) -> u32;
+    /// True when no more decisions can be drawn (fuzz input consumed).
+    fn exhausted(&self) -> bool {
+        false
+    }
+}
+
+/// Decisions from a seeded PRNG.
+pub struct RngChoices<R: Rng>(pub R);
+
+impl<R: Rng> Choices for RngChoices<R> {
+    fn below(&mut self, n: u32) -> u32 {
+        self.0.gen_range(0..n.max(1))
+    }
+    fn any(&mut self) -> u32 {
+        self.0.gen()
+    }
+}
+
+impl Choices for arbitrary::Unstructured<'_> {
+    fn below(&mut self, n: u32) -> u32 {
+        if n <= 1 {
+            return 0;
+        }
+        self.int_in_range(0..=n - 1).unwrap_or(0)
+    }
+    fn any(&mut self) -> u32 {
+        self.arbitrary().unwrap_or(0)
+    }
+    fn exhausted(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct GenConfig {
+    /// The driver the program targets.
+    pub profile: &'static DriverProfile,
+    /// Contexts opened in the prologue.
+    pub contexts: u32,
+    /// Ops after the prologue.
+    pub body_ops: usize,
+    /// Percentage of generated ops with one argument corrupted.
+    pub invalid_percent: u32,
+    /// Relative weights of body actions by name (see [`ACTIONS`]); absent names weigh 0.
+    pub weights: BTreeMap<String, u32>,
+    /// Longest wait an op may ask for.
+    pub max_wait_ms: u32,
+    /// Allow sw_sync ops (needs a lab kernel with CONFIG_SW_SYNC and debugfs).
+    pub sw_sync: bool,
+}
+
+/// Body actions and their default weights.
+pub const ACTIONS: &[(&str, u32)] = &[
+    ("qbuf", 30),
+    ("dqbuf", 20),
+    ("export_sync_file", 10),
+    ("wait", 8),
+    ("fence_info", 4),
+    ("poll_dmabuf", 4),
+    ("dmabuf_sync", 3),
+    ("check", 4),
+    ("expbuf", 3),
+    ("streamoff", 3),
+    ("streamon", 4),
+    ("reqbufs", 2),
+    ("create_bufs", 1),
+    ("set_ctrl", 2),
+    ("import_sync_file", 2),
+    ("close", 1),
+    ("sleep", 2),
+];
+
+impl GenConfig {
+    /// Defaults for a driver: one context, 30 body ops, 5% invalid arguments.
+    pub fn new(profile: &'static DriverProfile) -> GenConfig {
+        GenConfig {
+            profile,
+            contexts: 1,
+            body_ops: 30,
+            invalid_percent: 5,
+            weights: ACTIONS.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
+            max_wait_ms: 500,
+            sw_sync: profile.lab,
+        }
+    }
+}
+
+/// Model of one context's queue.
+#[derive(Default, Clone)]
+struct QueueModel {
+    count: u32,
+    memory: Option<Memory>,
+    streaming: bool,
+    /// Queued indices, oldest first (m2m completes in order).
+    queued: VecDeque<u32>,
+    /// Buffer size for fills and bytesused.
+    sizeimage: u32,
+}
+
+#[derive(Clone)]
+struct CtxModel {
+    h: Handle,
+    q: [QueueModel; 2],
+    /// CAPTURE buffers exported: (index, dmabuf).
+    exports: Vec<(u32, Handle)>,
+    /// CAPTURE mappings: (index, mapping).
+    maps: Vec<(u32, Handle)>,
+    open: bool,
+}
+
+struct Gen<'a, C: Choices> {
+    c: &'a mut C,
+    cfg: &'a GenConfig,
+    ops: Vec<Op>,
+    next: BTreeMap<ResKind, u32>,
+    ctxs: Vec<CtxModel>,
+    syncs: Vec<Handle>,
+    timelines: Vec<Handle>,
+}
+
+fn qi(q: Queue) -> usize {
+    usize::from(q == Queue::Cap)
+}
+
+impl<C: Choices> Gen<'_, C> {
+    fn fresh(&mut self, kind: ResKind) -> Handle {
+        let n = self.next.entry(kind).or_insert(0);
+        let h = Handle { kind, id: *n };
+        *n += 1;
+        h
+    }
+
+    fn pick<T: Copy>(&mut self, v: &[T]) -> Option<T> {
+        (!v.is_empty()).then(|| v[self.c.below(v.len() as u32) as usize])
+    }
+
+    fn push(&mut self, mut op: Op) {
+        if self.c.chance(self.cfg.invalid_percent) {
+            self.corrupt(&mut op);
+        }
+        self.ops.push(op);
+    }
+
+    /// Replace one argument with a value the model would not choose.
+    fn corrupt(&mut self, op: &mut Op) {
+        let wild = self.c.any();
+        let small = self.c.below(64);
+        match op {
+            Op::Qbuf { index, flags, .. } => match self.c.below(3) {
+                0 => *index = small,
+                1 => *flags = Some(Hex(wild)),
+                _ => *index = wild,
+            },
+            Op::Dqbuf { queue, .. } | Op::Streamon { queue, .. } | Op::Streamoff { queue, .. } => {
+                *queue = Queue::Raw(small)
+            }
+            Op::SFmt {
+                fourcc,
+                width,
+                height,
+                ..
+            } => match self.c.below(3) {
+                0 => *fourcc = FourCc(wild),
+                1 => *width = wild,
+                _ => *height = small,
+            },
+            Op::Reqbufs { count, memory, .. } | Op::CreateBufs { count, memory, .. } => {
+                if self.c.chance(50) {
+                    *count = wild
+                } else {
+                    *memory = Memory::Raw(small)
+                }
+            }
+            Op::Expbuf { index, plane, .. } => {
+                if self.c.chance(50) {
+                    *index = small
+                } else {
+                    *plane = Some(small)
+                }
+            }
+            Op::ExportSyncFile { dir, .. } | Op::DmabufSync { dir, .. } => {
+                *dir = SyncDir::Raw(wild)
+            }
+            Op::SetCtrl { value, .. } => *value = i64::from(wild as i32),
+            _ => {
+                if let Some(h) = op.inputs_mut().into_iter().next() {
+                    // A handle that may be unbound or closed: the executor must cope.
+                    h.id = small % 4;
+                }
+            }
+        }
+    }
+
+    fn size(&mut self) -> (u32, u32) {
+        let p = self.cfg.profile;
+        if self.c.chance(70) {
+            return p.default_size;
+        }
+        let w = p.width.0 + self.c.below(p.width.1 - p.width.0 + 1);
+        let h = p.height.0 + self.c.below(p.height.1 - p.height.0 + 1);
+        (w & !1, h)
+    }
+
+    fn prologue(&mut self) {
+        let p = self.cfg.profile;
+        for _ in 0..self.cfg.contexts.max(1) {
+            let h = self.fresh(ResKind::Ctx);
+            self.ops.push(Op::Open {
+                node: Node::Driver(p.node_selector()),
+                ret: h,
+            });
+            let mut m = CtxModel {
+                h,
+                q: Default::default(),
+                exports: vec![],
+                maps: vec![],
+                open: true,
+            };
+            let (w, ht) = self.size();
+            for (queue, fmts) in [(Queue::Out, p.out_formats), (Queue::Cap, p.cap_formats)] {
+                let fourcc = if self.c.chance(60) {
+                    fmts[0]
+                } else {
+                    self.pick(fmts).unwrap()
+                };
+                self.push(Op::SFmt {
+                    ctx: h,
+                    queue,
+                    fourcc,
+                    width: w,
+                    height: ht,
+                    planes: None,
+                });
+                m.q[qi(queue)].sizeimage = w * ht * 2;
+            }
+            if let Some(ctrl) = p.controls.first().filter(|c| c.name == "TRANS_TIME_MSEC") {
+                let value = 1 + i64::from(self.c.below(20));
+                self.push(Op::SetCtrl {
+                    ctx: h,
+                    id: Hex(ctrl.id),
+                    value,
+                    request: None,
+                });
+            }
+            for queue in [Queue::Out, Queue::Cap] {
+                let count = 1 + self.c.below(4);
+                self.push(Op::Reqbufs {
+                    ctx: h,
+                    queue,
+                    count,
+                    memory: Memory::Mmap,
+                });
+                let q = &mut m.q[qi(queue)];
+                q.count = count;
+                q.memory = Some(Memory::Mmap);
+            }
+            for index in 0..m.q[1].count {
+                if self.c.chance(70) {
+                    let d = self.fresh(ResKind::Dmabuf);
+                    self.push(Op::Expbuf {
+                        ctx: h,
+                        queue: Queue::Cap,
+                        index,
+                        plane: None,
+                        flags: None,
+                        ret: d,
+                    });
+                    m.exports.push((index, d));
+                }
+            }
+            if self.c.chance(50) {
+                let map = self.fresh(ResKind::Mapping);
+                self.push(Op::Mmap {
+                    ctx: h,
+                    queue: Queue::Cap,
+                    index: 0,
+                    plane: None,
+                    ret: map,
+                });
+                self.push(Op::Fill {
+                    map,
+                    byte: Hex(0x5a),
+                });
+                m.maps.push((0, map));
+            }
+            for queue in [Queue::Out, Queue::Cap] {
+                self.push(Op::Streamon { ctx: h, queue });
+                m.q[qi(queue)].streaming = true;
+            }
+            self.ctxs.push(m);
+        }
+    }
+
+    fn weight(&self, name: &str) -> u32 {
+        self.cfg.weights.get(name).copied().unwrap_or(0)
+    }
+
+    fn body_step(&mut self) {
+        let total: u32 = ACTIONS.iter().map(|(n, _)| self.weight(n)).sum();
+        if total == 0 || self.ctxs.is_empty() {
+            return;
+        }
+        let mut r = self.c.below(total);
+        let mut action = ACTIONS[0].0;
+        for (n, _) in ACTIONS {
+            let w = self.weight(n);
+            if r < w {
+                action = n;
+                break;
+            }
+            r -= w;
+        }
+        let ci = self.c.below(self.ctxs.len() as u32) as usize;
+        let ctx = self.ctxs[ci].h;
+        let queue = if self.c.chance(50) {
+            Queue::Out
+        } else {
+            Queue::Cap
+        };
+        let wait_ms = self.c.below(self.cfg.max_wait_ms.max(1)) + 1;
+        match action {
+            "qbuf" => self.qbuf(ci, queue),
+            "dqbuf" => {
+                let q = &self.ctxs[ci].q[qi(queue)];
+                let timeout_ms = if q.queued.is_empty() {
+                    1
+                } else {
+                    self.cfg.max_wait_ms
+                };
+                self.push(Op::Dqbuf {
+                    ctx,
+                    queue,
+                    memory: None,
+                    timeout_ms: Some(timeout_ms),
+                });
+                self.ctxs[ci].q[qi(queue)].queued.pop_front();
+            }
+            "export_sync_file" => {
+                if let Some((_, d)) = self.pick(&self.ctxs[ci].exports.clone()) {
+                    let s = self.fresh(ResKind::SyncFile);
+                    let dir = self.pick(SyncDir::NAMED).unwrap();
+                    self.push(Op::ExportSyncFile {
+                        dmabuf: d,
+                        dir,
+                        ret: s,
+                    });
+                    self.syncs.push(s);
+                }
+            }
+            "wait" => {
+                if let Some(sync) = self.pick(&self.syncs.clone()) {
+                    self.push(Op::Wait {
+                        sync,
+                        timeout_ms: wait_ms,
+                    });
+                }
+            }
+            "fence_info" => {
+                if let Some(sync) = self.pick(&self.syncs.clone()) {
+                    self.push(Op::FenceInfo { sync });
+                }
+            }
+            "poll_dmabuf" => {
+                if let Some((_, dmabuf)) = self.pick(&self.ctxs[ci].exports.clone()) {
+                    let events = self.pick(PollEvents::NAMED).unwrap();
+                    self.push(Op::PollDmabuf {
+                        dmabuf,
+                        events,
+                        timeout_ms: wait_ms,
+                    });
+                }
+            }
+            "dmabuf_sync" => {
+                if let Some((_, dmabuf)) = self.pick(&self.ctxs[ci].exports.clone()) {
+                    let dir = self.pick(SyncDir::NAMED).unwrap();
+                    self.push(Op::DmabufSync {
+                        dmabuf,
+                        phase: SyncPhase::Start,
+                        dir,
+                    });
+                    self.push(Op::DmabufSync {
+                        dmabuf,
+                        phase: SyncPhase::End,
+                        dir,
+                    });
+                }
+            }
+            "check" => {
+                if let Some((_, map)) = self.pick(&self.ctxs[ci].maps.clone()) {
+                    self.push(Op::Check {
+                        map,
+                        byte: Hex(0x5a),
+                    });
+                }
+            }
+            "expbuf" => {
+                let count = self.ctxs[ci].q[1].count.max(1);
+                let index = self.c.below(count);
+                let d = self.fresh(ResKind::Dmabuf);
+                self.push(Op::Expbuf {
+                    ctx,
+                    queue: Queue::Cap,
+                    index,
+                    plane: None,
+                    flags: None,
+                    ret: d,
+                });
+                self.ctxs[ci].exports.push((index, d));
+            }
+            "streamoff" => {
+                self.push(Op::Streamoff { ctx, queue });
+                let q = &mut self.ctxs[ci].q[qi(queue)];
+                q.streaming = false;
+                q.queued.clear();
+            }
+            "streamon" => {
+                self.push(Op::Streamon { ctx, queue });
+                self.ctxs[ci].q[qi(queue)].streaming = true;
+            }
+            "reqbufs" => {
+                let count = if self.c.chance(50) {
+                    0
+                } else {
+                    1 + self.c.below(4)
+                };
+                self.push(Op::Reqbufs {
+                    ctx,
+                    queue,
+                    count,
+                    memory: Memory::Mmap,
+                });
+                let q = &mut self.ctxs[ci].q[qi(queue)];
+                if !q.streaming {
+                    q.count = count;
+                    q.queued.clear();
+                }
+            }
+            "create_bufs" => {
+                let count = 1 + self.c.below(2);
+                self.push(Op::CreateBufs {
+                    ctx,
+                    queue,
+                    count,
+                    memory: Memory::Mmap,
+                    width: None,
+                    height: None,
+                });
+                let q = &mut self.ctxs[ci].q[qi(queue)];
+                q.count += count;
+            }
+            "set_ctrl" => {
+                if let Some(ctrl) = self.pick(self.cfg.profile.controls) {
+                    let span = (ctrl.max - ctrl.min + 1).clamp(1, 1 << 20) as u32;
+                    let value = ctrl.min + i64::from(self.c.below(span).min(50));
+                    self.push(Op::SetCtrl {
+                        ctx,
+                        id: Hex(ctrl.id),
+                        value,
+                        request: None,
+                    });
+                }
+            }
+            "import_sync_file" => self.import_sync_file(ci),
+            "close" if self.ctxs.iter().filter(|c| c.open).count() > 1 || self.c.chance(20) => {
+                self.push(Op::Close { h: ctx });
+                self.ctxs[ci].open = false;
+            }
+            "sleep" => {
+                let ms = self.c.below(20) + 1;
+                self.push(Op::Sleep { ms })
+            }
+            _ => {}
+        }
+    }
+
+    fn qbuf(&mut self, ci: usize, queue: Queue) {
+        let ctx = self.ctxs[ci].h;
+        let q = &self.ctxs[ci].q[qi(queue)];
+        let free: Vec<u32> = (0..q.count).filter(|i| !q.queued.contains(i)).collect();
+        let bytesused = (queue == Queue::Out).then_some(q.sizeimage);
+        let Some(index) = self.pick(&free) else {
+            return;
+        };
+        let p = self.cfg.profile;
+        let use_req = queue == Queue::Out
+            && (p.requests == Requests::Required
+                || (p.requests == Requests::Optional && self.c.chance(15)));
+        let request = use_req.then(|| self.fresh(ResKind::Request));
+        if let Some(r) = request {
+            self.ops.push(Op::RequestAlloc { ctx, ret: r });
+        }
+        let flags = (queue == Queue::Out && p.hold_capture && self.c.chance(10))
+            .then_some(Hex(crate::uapi::v4l2::V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF));
+        self.push(Op::Qbuf {
+            ctx,
+            queue,
+            index,
+            memory: None,
+            dmabuf: None,
+            request,
+            bytesused,
+            flags,
+            field: None,
+        });
+        if let Some(req) = request {
+            self.push(Op::RequestQueue { req });
+            self.ops.push(Op::CloseRequest { h: req });
+        }
+        self.ctxs[ci].q[qi(queue)].queued.push_back(index);
+    }
+
+    /// Inject a sw_sync fence into a CAPTURE dmabuf, and usually signal it later.
+    fn import_sync_file(&mut self, ci: usize) {
+        if !self.cfg.sw_sync {
+            return;
+        }
+        let Some((_, dmabuf)) = self.pick(&self.ctxs[ci].exports.clone()) else {
+            return;
+        };
+        let timeline = match self.pick(&self.timelines.clone()) {
+            Some(t) => t,
+            None => {
+                let t = self.fresh(ResKind::Timeline);
+                self.ops.push(Op::SwTimeline { ret: t });
+                self.timelines.push(t);
+                t
+            }
+        };
+        let s = self.fresh(ResKind::SyncFile);
+        let value = 1 + self.c.below(3);
+        self.push(Op::SwFence {
+            timeline,
+            value,
+            ret: s,
+        });
+        let dir = self.pick(SyncDir::NAMED).unwrap();
+        self.push(Op::ImportSyncFile {
+            dmabuf,
+            sync: s,
+            dir,
+        });
+        self.syncs.push(s);
+        if self.c.chance(80) {
+            let by = 1 + self.c.below(3);
+            self.push(Op::SwInc { timeline, by });
+        }
+    }
+}
+
+/// Generate a program for `cfg.profile` from `choices`.
+pub fn generate(choices: &mut impl Choices, cfg: &GenConfig) -> Program {
+    let mut g = Gen {
+        c: choices,
+        cfg,
+        ops: Vec::new(),
+        next: BTreeMap::new(),
+        ctxs: Vec::new(),
+        syncs: Vec::new(),
+        timelines: Vec::new(),
+    };
+    g.prologue();
+    for _ in 0..cfg.body_ops {
+        if g.c.exhausted() {
+            break;
+        }
+        g.body_step();
+    }
+    // Timelines left open would hold their fences unsignalled: close them (signals them).
+    for t in g.timelines.clone() {
+        g.ops.push(Op::CloseTimeline { h: t });
+    }
+    let mut p = Program {
+        header: vec![("driver".into(), cfg.profile.name.into())],
+        ops: g.ops,
+    };
+    p.ops.shrink_to_fit();
+    p
+}
+
+/// A program from fuzz bytes for a driver (the fuzz targets' entry).
+pub fn from_bytes(bytes: &[u8], profile: &'static DriverProfile) -> Program {
+    let mut u = arbitrary::Unstructured::new(bytes);
+    let mut cfg = GenConfig::new(profile);
+    cfg.contexts = 1 + u.below(2);
+    cfg.body_ops = 64;
+    cfg.invalid_percent = 10;
+    generate(&mut u, &cfg)
+}
+
+impl<'a> arbitrary::Arbitrary<'a> for Program {
+    /// A vim2m program from the fuzzer's bytes; [`from_bytes`] picks another driver.
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let mut cfg = GenConfig::new(&crate::profile::driver::VIM2M);
+        cfg.contexts = 1 + u.below(2);
+        cfg.invalid_percent = 10;
+        Ok(generate(u, &cfg))
+    }
+}
