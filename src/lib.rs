@@ -2,6 +2,8 @@
 //! fences they publish. See README.md for the architecture.
 #![warn(missing_docs)]
 
+pub mod device;
+pub mod exec;
 pub mod profile;
 pub mod program;
 pub mod uapi;

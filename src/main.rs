@@ -1,1 +1,167 @@
-fn main() {}
+//! The m2mfuzz command line: subcommands only; the work is in the library.
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use m2mfuzz::exec::{ExecOptions, Executor};
+use m2mfuzz::program::generate::{generate, GenConfig, RngChoices};
+use m2mfuzz::{device, profile, program};
+use rand::SeedableRng;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "m2mfuzz",
+    version,
+    about = "Fuzzer and stress tester for V4L2 mem2mem drivers and their dma-buf fences"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List V4L2/media nodes, their queues and formats, and the kernel's debug state.
+    Probe {
+        /// JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one program and print each op's outcome.
+    Run {
+        /// Program file (.m2m).
+        program: PathBuf,
+        /// Use this node for a driver: DRIVER=/dev/videoN (repeatable).
+        #[arg(long = "node", value_name = "DRIVER=PATH")]
+        nodes: Vec<String>,
+        /// JSON lines for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a program for a driver from a seed and print it.
+    Generate {
+        /// Driver profile: vim2m, visl, vicodec, vicodec-stateless, rga, hantro.
+        #[arg(long, default_value = "vim2m")]
+        driver: String,
+        /// PRNG seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Ops after the set-up prologue.
+        #[arg(long, default_value_t = 30)]
+        ops: usize,
+        /// Contexts.
+        #[arg(long, default_value_t = 1)]
+        contexts: u32,
+        /// Percentage of ops with a corrupted argument.
+        #[arg(long, default_value_t = 5)]
+        invalid: u32,
+    },
+}
+
+/// `--node vim2m=/dev/video3` becomes the override `device::resolve` reads.
+fn apply_node_overrides(nodes: &[String]) -> Result<()> {
+    for n in nodes {
+        let (drv, path) = n.split_once('=').with_context(|| {
+            format!("--node {n}: expected DRIVER=/dev/videoN, e.g. vim2m=/dev/video3")
+        })?;
+        std::env::set_var(
+            format!(
+                "M2MFUZZ_NODE_{}",
+                drv.to_uppercase().replace(['-', ':'], "_")
+            ),
+            path,
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("m2mfuzz: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
+    match Cli::parse().cmd {
+        Cmd::Probe { json } => {
+            let (nodes, errors) = device::video_nodes();
+            let media = device::media_nodes();
+            let dbg = device::debug_state::read();
+            if json {
+                let v = serde_json::json!({ "video": nodes, "media": media, "errors": errors, "debug": dbg });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", device::render::render(&nodes, &media, &errors, &dbg));
+            }
+            Ok(if nodes.iter().any(|n| n.m2m) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Cmd::Run {
+            program,
+            nodes,
+            json,
+        } => {
+            apply_node_overrides(&nodes)?;
+            let src = std::fs::read_to_string(&program)
+                .with_context(|| format!("read {}", program.display()))?;
+            let prog = program::text::parse(&src)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", program.display()))?;
+            // A node that cannot be found is the user's problem to fix, not an op outcome.
+            for op in &prog.ops {
+                if let program::Op::Open { node, .. } = op {
+                    device::resolve(node)?;
+                }
+            }
+            let mut ex = Executor::new(ExecOptions::default());
+            let outcomes = ex.run(&prog);
+            for (op, o) in prog.ops.iter().zip(&outcomes) {
+                if json {
+                    let mut v = serde_json::to_value(o)?;
+                    v["op"] = op.to_string().into();
+                    println!("{v}");
+                } else {
+                    println!(
+                        "{:>4} {:<60} {:<24} {:>9.3} ms  {}",
+                        o.index,
+                        op.to_string(),
+                        o.result.to_string(),
+                        o.duration.as_secs_f64() * 1e3,
+                        o.detail.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Generate {
+            driver,
+            seed,
+            ops,
+            contexts,
+            invalid,
+        } => {
+            let p = profile::by_name(&driver).with_context(|| {
+                let names: Vec<&str> = profile::ALL.iter().map(|p| p.name).collect();
+                format!(
+                    "unknown driver profile `{driver}` (known: {})",
+                    names.join(", ")
+                )
+            })?;
+            let mut cfg = GenConfig::new(p);
+            cfg.body_ops = ops;
+            cfg.contexts = contexts;
+            cfg.invalid_percent = invalid;
+            let mut c = RngChoices(rand::rngs::SmallRng::seed_from_u64(seed));
+            let mut prog = generate(&mut c, &cfg);
+            prog.set_header("seed", &seed.to_string());
+            print!("{prog}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

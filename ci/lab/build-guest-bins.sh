@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build the static binaries the guest runs (m2mfuzz and the lab device test binary) into DIR/bin.
+#   build-guest-bins.sh DIR
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+dest=${1:?usage: build-guest-bins.sh DIR}
+mkdir -p "$dest/bin"
+target=x86_64-unknown-linux-gnu
+cd "$REPO_DIR"
+# glibc static-pie binaries run in the busybox initramfs with no libraries.
+export RUSTFLAGS="-C target-feature=+crt-static"
+log "building static guest binaries (release, $target)"
+cargo build --release --locked --target "$target" --bin m2mfuzz >&2
+cp "target/$target/release/m2mfuzz" "$dest/bin/"
+cargo test --release --locked --target "$target" --test lab_devices --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "lab_devices":
+        print(m["executable"])' \
+    | while read -r exe; do cp "$exe" "$dest/bin/lab_devices"; done
+[ -x "$dest/bin/lab_devices" ] || die "lab_devices test binary not built"

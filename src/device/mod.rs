@@ -1,0 +1,356 @@
+//! Device discovery: V4L2 and media nodes, their capabilities and formats, and the kernel's debug
+//! state (lockdep, KCOV, tracefs events, hung-task detection).
+pub mod debug_state;
+pub mod render;
+
+use crate::program::Node;
+use crate::uapi::ioctl;
+use crate::uapi::v4l2::*;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+pub use debug_state::DebugState;
+
+/// Frame sizes a format supports.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum FrameSizes {
+    /// A list of sizes.
+    Discrete {
+        /// (width, height) pairs.
+        sizes: Vec<(u32, u32)>,
+    },
+    /// A range with steps.
+    Stepwise {
+        /// (min, max, step).
+        width: (u32, u32, u32),
+        /// (min, max, step).
+        height: (u32, u32, u32),
+    },
+    /// The driver does not enumerate sizes.
+    Unknown,
+}
+
+/// A format of one queue.
+#[derive(Clone, Debug, Serialize)]
+pub struct FormatInfo {
+    /// Fourcc as text.
+    pub fourcc: String,
+    /// Driver's description.
+    pub description: String,
+    /// Sizes.
+    pub sizes: FrameSizes,
+}
+
+/// One queue (OUTPUT or CAPTURE) of a node.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueInfo {
+    /// V4L2 buffer type.
+    pub buf_type: u32,
+    /// "mmap", "userptr", "dmabuf" as REQBUFS(0) reports them.
+    pub memory: Vec<&'static str>,
+    /// Supports the request API.
+    pub requests: bool,
+    /// Supports M2M_HOLD_CAPTURE_BUF.
+    pub hold_capture: bool,
+    /// Supports REMOVE_BUFS.
+    pub remove_bufs: bool,
+    /// Formats.
+    pub formats: Vec<FormatInfo>,
+}
+
+/// A video node.
+#[derive(Clone, Debug, Serialize)]
+pub struct VideoNode {
+    /// `/dev/videoN`.
+    pub path: PathBuf,
+    /// The video device's name (sysfs).
+    pub name: String,
+    /// QUERYCAP driver.
+    pub driver: String,
+    /// QUERYCAP card.
+    pub card: String,
+    /// QUERYCAP bus_info.
+    pub bus_info: String,
+    /// Device caps.
+    pub device_caps: u32,
+    /// An m2m node (single or multi-planar).
+    pub m2m: bool,
+    /// Multi-planar API.
+    pub mplane: bool,
+    /// Its media controller node, if any.
+    pub media: Option<PathBuf>,
+    /// OUTPUT and CAPTURE queues (m2m nodes only).
+    pub queues: Vec<QueueInfo>,
+}
+
+fn open_node(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))
+}
+
+/// QUERYCAP on an open node.
+pub fn querycap(fd: i32) -> nix::Result<v4l2_capability> {
+    let mut cap = v4l2_capability::default();
+    ioctl::querycap(fd, &mut cap)?;
+    Ok(cap)
+}
+
+/// The caps that describe the node (device_caps where the driver reports them).
+pub fn node_caps(cap: &v4l2_capability) -> u32 {
+    if cap.capabilities & V4L2_CAP_DEVICE_CAPS != 0 {
+        cap.device_caps
+    } else {
+        cap.capabilities
+    }
+}
+
+/// The media node of a video node, from sysfs (`/sys/class/video4linux/videoN/device/mediaM`).
+pub fn media_of(video: &Path) -> Option<PathBuf> {
+    let name = video.file_name()?.to_str()?;
+    let dir = Path::new("/sys/class/video4linux")
+        .join(name)
+        .join("device");
+    let mut found: Vec<String> = fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("media"))
+        .collect();
+    found.sort();
+    found.first().map(|m| Path::new("/dev").join(m))
+}
+
+fn sysfs_name(video: &Path) -> String {
+    video
+        .file_name()
+        .and_then(|n| {
+            fs::read_to_string(Path::new("/sys/class/video4linux").join(n).join("name")).ok()
+        })
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn formats(fd: i32, buf_type: u32) -> Vec<FormatInfo> {
+    let mut out = Vec::new();
+    for index in 0..64 {
+        let mut d = v4l2_fmtdesc {
+            index,
+            type_: buf_type,
+            ..Default::default()
+        };
+        if ioctl::enum_fmt(fd, &mut d).is_err() {
+            break;
+        }
+        let mut sizes = Vec::new();
+        let mut kind = FrameSizes::Unknown;
+        for si in 0..64 {
+            let mut fs = v4l2_frmsizeenum {
+                index: si,
+                pixel_format: d.pixelformat,
+                ..Default::default()
+            };
+            if ioctl::enum_framesizes(fd, &mut fs).is_err() {
+                break;
+            }
+            let s = fs.stepwise;
+            if fs.type_ == V4L2_FRMSIZE_TYPE_DISCRETE {
+                sizes.push((s.min_width, s.max_width));
+            } else {
+                kind = FrameSizes::Stepwise {
+                    width: (s.min_width, s.max_width, s.step_width),
+                    height: (s.min_height, s.max_height, s.step_height),
+                };
+                break;
+            }
+        }
+        if !sizes.is_empty() {
+            kind = FrameSizes::Discrete { sizes };
+        }
+        out.push(FormatInfo {
+            fourcc: fourcc_str(d.pixelformat),
+            description: cstr(&d.description),
+            sizes: kind,
+        });
+    }
+    out
+}
+
+fn queue_info(fd: i32, buf_type: u32) -> QueueInfo {
+    // REQBUFS(0) on a fresh fd allocates nothing and reports the queue's capabilities.
+    let mut rb = v4l2_requestbuffers {
+        count: 0,
+        type_: buf_type,
+        memory: V4L2_MEMORY_MMAP,
+        ..Default::default()
+    };
+    let caps = ioctl::reqbufs(fd, &mut rb)
+        .map(|_| rb.capabilities)
+        .unwrap_or(0);
+    let memory = [
+        (V4L2_BUF_CAP_SUPPORTS_MMAP, "mmap"),
+        (V4L2_BUF_CAP_SUPPORTS_USERPTR, "userptr"),
+        (V4L2_BUF_CAP_SUPPORTS_DMABUF, "dmabuf"),
+    ]
+    .iter()
+    .filter(|(bit, _)| caps & bit != 0)
+    .map(|(_, n)| *n)
+    .collect();
+    QueueInfo {
+        buf_type,
+        memory,
+        requests: caps & V4L2_BUF_CAP_SUPPORTS_REQUESTS != 0,
+        hold_capture: caps & V4L2_BUF_CAP_SUPPORTS_M2M_HOLD_CAPTURE_BUF != 0,
+        remove_bufs: caps & V4L2_BUF_CAP_SUPPORTS_REMOVE_BUFS != 0,
+        formats: formats(fd, buf_type),
+    }
+}
+
+/// Probe one video node.
+pub fn probe_node(path: &Path) -> Result<VideoNode> {
+    let f = open_node(path)?;
+    let fd = f.as_raw_fd();
+    let cap = querycap(fd).with_context(|| format!("VIDIOC_QUERYCAP on {}", path.display()))?;
+    let caps = node_caps(&cap);
+    let mplane = caps & V4L2_CAP_VIDEO_M2M_MPLANE != 0;
+    let m2m = mplane || caps & V4L2_CAP_VIDEO_M2M != 0;
+    let queues = if m2m {
+        let (o, c) = buf_types(mplane);
+        vec![queue_info(fd, o), queue_info(fd, c)]
+    } else {
+        Vec::new()
+    };
+    Ok(VideoNode {
+        path: path.to_path_buf(),
+        name: sysfs_name(path),
+        driver: cstr(&cap.driver),
+        card: cstr(&cap.card),
+        bus_info: cstr(&cap.bus_info),
+        device_caps: caps,
+        m2m,
+        mplane,
+        media: media_of(path),
+        queues,
+    })
+}
+
+/// (OUTPUT, CAPTURE) buffer types for the node's API.
+pub fn buf_types(mplane: bool) -> (u32, u32) {
+    if mplane {
+        (
+            V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+            V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+        )
+    } else {
+        (V4L2_BUF_TYPE_VIDEO_OUTPUT, V4L2_BUF_TYPE_VIDEO_CAPTURE)
+    }
+}
+
+/// `/dev/<prefix>N` paths, sorted by N.
+pub fn dev_paths(prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<(u32, PathBuf)> = fs::read_dir("/dev")
+        .map(|rd| {
+            rd.filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                let n = name.strip_prefix(prefix)?.parse().ok()?;
+                Some((n, Path::new("/dev").join(name)))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Every video node that can be probed, and the errors of those that cannot.
+pub fn video_nodes() -> (Vec<VideoNode>, Vec<String>) {
+    let mut ok = Vec::new();
+    let mut errs = Vec::new();
+    for p in dev_paths("video") {
+        match probe_node(&p) {
+            Ok(n) => ok.push(n),
+            Err(e) => errs.push(format!("{:#}", e)),
+        }
+    }
+    (ok, errs)
+}
+
+/// A media controller node.
+#[derive(Clone, Debug, Serialize)]
+pub struct MediaNode {
+    /// `/dev/mediaN`.
+    pub path: PathBuf,
+    /// MEDIA_IOC_DEVICE_INFO driver.
+    pub driver: String,
+    /// Model.
+    pub model: String,
+    /// Bus info.
+    pub bus_info: String,
+}
+
+/// Every media node that answers MEDIA_IOC_DEVICE_INFO.
+pub fn media_nodes() -> Vec<MediaNode> {
+    dev_paths("media")
+        .into_iter()
+        .filter_map(|p| {
+            let f = open_node(&p).ok()?;
+            let mut info = crate::uapi::media::media_device_info::default();
+            ioctl::media_device_info(f.as_raw_fd(), &mut info).ok()?;
+            Some(MediaNode {
+                path: p,
+                driver: cstr(&info.driver),
+                model: cstr(&info.model),
+                bus_info: cstr(&info.bus_info),
+            })
+        })
+        .collect()
+}
+
+/// Resolve an `open node=` selector to a device path. `M2MFUZZ_NODE_<DRIVER>` (driver name upper
+/// case, `-`/`:` as `_`) overrides discovery, as `--node` does on the command line.
+pub fn resolve(node: &Node) -> Result<PathBuf> {
+    let sel = match node {
+        Node::Path(p) => return Ok(PathBuf::from(p)),
+        Node::Driver(d) => d,
+    };
+    let var = format!(
+        "M2MFUZZ_NODE_{}",
+        sel.to_uppercase().replace(['-', ':'], "_")
+    );
+    if let Some(p) = std::env::var_os(&var) {
+        return Ok(PathBuf::from(p));
+    }
+    let (driver, name) = match sel.split_once(':') {
+        Some((d, n)) => (d, Some(n)),
+        None => (sel.as_str(), None),
+    };
+    let (nodes, _) = video_nodes();
+    let m2m: Vec<&VideoNode> = nodes.iter().filter(|n| n.m2m).collect();
+    if let Some(n) = m2m
+        .iter()
+        .find(|n| n.driver == driver && name.is_none_or(|w| n.name == w))
+    {
+        return Ok(n.path.clone());
+    }
+    if m2m.is_empty() {
+        bail!(
+            "no V4L2 mem2mem node found for `{sel}`: looked at {} /dev/video* node(s), none is m2m. \
+             On a board, load the driver; without hardware, run the lab (ci/lab/run-tests.sh)",
+            nodes.len()
+        );
+    }
+    bail!(
+        "no m2m node with driver `{sel}`; m2m nodes here: {} (or set {var}=/dev/videoN)",
+        m2m.iter()
+            .map(|n| format!("{} {}:{}", n.path.display(), n.driver, n.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}

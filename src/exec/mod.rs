@@ -1,0 +1,213 @@
+//! The executor: runs a [`Program`] against real nodes, recording each op's result and duration.
+//! It never panics on a kernel error, retries EINTR while the op's deadline allows, bounds every
+//! wait, and releases every fd and mapping when the program ends. Oracles watch through
+//! [`Observer`] without the executor knowing them.
+mod ops;
+pub mod outcome;
+pub mod watchdog;
+
+use crate::program::{Handle, Op, Program, ResKind};
+use memmap2::MmapRaw;
+use nix::errno::Errno;
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use outcome::{OpResult, Outcome};
+pub use watchdog::Watchdog;
+
+/// Executor settings.
+#[derive(Clone, Debug)]
+pub struct ExecOptions {
+    /// Deadline of an op beyond its own wait (a blocking ioctl, a close).
+    pub op_deadline: Duration,
+    /// Cap on any single wait a program asks for.
+    pub max_wait: Duration,
+    /// Default wait of `dqbuf` without `timeout_ms`.
+    pub default_wait: Duration,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            op_deadline: Duration::from_secs(10),
+            max_wait: Duration::from_secs(30),
+            default_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Hooks the oracles use to watch a run.
+pub trait Observer {
+    /// Before op `index` runs.
+    fn before_op(&mut self, _index: usize, _op: &Op) {}
+    /// After it ran.
+    fn after_op(&mut self, _index: usize, _op: &Op, _outcome: &Outcome, _state: &ExecState) {}
+}
+
+impl Observer for () {}
+
+/// Per-queue facts the executor learns as it goes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueState {
+    /// Memory type of the last successful REQBUFS/CREATE_BUFS.
+    pub memory: u32,
+    /// Size of plane 0 from the last S_FMT/G_FMT.
+    pub sizeimage: u32,
+    /// Planes per buffer.
+    pub num_planes: u32,
+}
+
+/// An open m2m context.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The video node fd.
+    pub video: OwnedFd,
+    /// The media node fd, opened on the first request.
+    pub media: Option<OwnedFd>,
+    /// Node path.
+    pub path: PathBuf,
+    /// Multi-planar API.
+    pub mplane: bool,
+    /// [OUTPUT, CAPTURE].
+    pub queues: [QueueState; 2],
+}
+
+/// A live resource behind a handle.
+#[derive(Debug)]
+pub enum Resource {
+    /// A context.
+    Ctx(Ctx),
+    /// An fd: dmabuf, sync_file, request or timeline.
+    Fd(OwnedFd),
+    /// A CPU mapping.
+    Map(MmapRaw),
+}
+
+/// Live resources of a run, by handle.
+#[derive(Default, Debug)]
+pub struct ExecState {
+    /// Handle → resource.
+    pub res: BTreeMap<Handle, Resource>,
+    opts: ExecOptions,
+    fired: Option<Arc<AtomicBool>>,
+}
+
+/// Runs programs.
+pub struct Executor {
+    watchdog: Watchdog,
+    state: ExecState,
+}
+
+impl Executor {
+    /// A new executor with its watchdog thread.
+    pub fn new(opts: ExecOptions) -> Executor {
+        let watchdog = Watchdog::new();
+        let state = ExecState {
+            res: BTreeMap::new(),
+            opts,
+            fired: Some(watchdog.fired_flag()),
+        };
+        Executor { watchdog, state }
+    }
+
+    /// Run a program; resources are released at the end.
+    pub fn run(&mut self, prog: &Program) -> Vec<Outcome> {
+        self.run_observed(prog, &mut ())
+    }
+
+    /// Run a program with an observer.
+    pub fn run_observed(&mut self, prog: &Program, obs: &mut dyn Observer) -> Vec<Outcome> {
+        let mut out = Vec::with_capacity(prog.ops.len());
+        for (index, op) in prog.ops.iter().enumerate() {
+            obs.before_op(index, op);
+            let start = Instant::now();
+            let (result, detail) = match self.state.unbound(op) {
+                Some(h) => (
+                    OpResult::Skipped {
+                        reason: format!("{h} is unbound"),
+                    },
+                    None,
+                ),
+                None => {
+                    let deadline = self.state.opts.op_deadline + self.state.wait_of(op);
+                    let st = &mut self.state;
+                    self.watchdog.guard(deadline, || st.exec(op)).0
+                }
+            };
+            let o = Outcome {
+                index,
+                result,
+                duration: start.elapsed(),
+                detail,
+            };
+            obs.after_op(index, op, &o, &self.state);
+            out.push(o);
+        }
+        self.release();
+        out
+    }
+
+    /// Close every fd and unmap every mapping (timelines first, so their fences signal).
+    pub fn release(&mut self) {
+        let res = std::mem::take(&mut self.state.res);
+        let (timelines, rest): (Vec<_>, Vec<_>) = res
+            .into_iter()
+            .partition(|(h, _)| h.kind == ResKind::Timeline);
+        drop(timelines);
+        let (maps, rest): (Vec<_>, Vec<_>) = rest
+            .into_iter()
+            .partition(|(h, _)| h.kind == ResKind::Mapping);
+        drop(maps);
+        for r in rest.into_iter().rev() {
+            drop(r);
+        }
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl ExecState {
+    /// The first input handle with no live resource.
+    fn unbound(&self, op: &Op) -> Option<Handle> {
+        op.inputs().into_iter().find(|h| !self.res.contains_key(h))
+    }
+
+    /// The op's own wait, which its deadline must exceed.
+    fn wait_of(&self, op: &Op) -> Duration {
+        let ms = match op {
+            Op::Wait { timeout_ms, .. } | Op::PollDmabuf { timeout_ms, .. } => Some(*timeout_ms),
+            Op::Dqbuf { timeout_ms, .. } => *timeout_ms,
+            Op::Sleep { ms } => Some(*ms),
+            _ => None,
+        };
+        ms.map_or(self.opts.default_wait, |m| Duration::from_millis(m.into()))
+            .min(self.opts.max_wait)
+    }
+
+    /// Whether the watchdog interrupted the current op.
+    fn deadline_fired(&self) -> bool {
+        self.fired
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Call `f`, retrying EINTR until the watchdog says the deadline passed.
+    fn retry<T>(&self, mut f: impl FnMut() -> nix::Result<T>) -> Result<T, OpResult> {
+        loop {
+            match f() {
+                Err(Errno::EINTR) if self.deadline_fired() => return Err(OpResult::TimedOut),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(OpResult::errno(e)),
+                Ok(v) => return Ok(v),
+            }
+        }
+    }
+}

@@ -1,0 +1,754 @@
+//! How each op is carried out.
+use super::{Ctx, ExecState, OpResult, QueueState, Resource};
+use crate::device;
+use crate::program::{Handle, Memory, Op, Queue};
+use crate::uapi::dmabuf::*;
+use crate::uapi::ioctl;
+use crate::uapi::sync_file::*;
+use crate::uapi::v4l2::*;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use std::fs::OpenOptions;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::{Duration, Instant};
+
+/// An op's result and optional detail.
+type Done = (OpResult, Option<String>);
+
+fn ok(v: i64) -> Done {
+    (OpResult::Ok { value: v }, None)
+}
+
+fn ok_with(v: i64, detail: String) -> Done {
+    (OpResult::Ok { value: v }, Some(detail))
+}
+
+/// Take ownership of an fd the kernel returned.
+fn owned(fd: i32) -> OwnedFd {
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn open_path(path: &str, nonblock: bool) -> std::io::Result<OwnedFd> {
+    let flags = libc::O_CLOEXEC | if nonblock { libc::O_NONBLOCK } else { 0 };
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(flags)
+        .open(path)
+        .map(OwnedFd::from)
+}
+
+fn qidx(q: Queue) -> usize {
+    usize::from(q == Queue::Cap)
+}
+
+/// The V4L2 buffer type of a program queue on this context.
+fn buf_type(ctx: &Ctx, q: Queue) -> u32 {
+    let (o, c) = device::buf_types(ctx.mplane);
+    match q {
+        Queue::Out => o,
+        Queue::Cap => c,
+        Queue::Raw(v) => v,
+    }
+}
+
+fn errno_of(e: &std::io::Error) -> OpResult {
+    OpResult::Err {
+        errno: e.raw_os_error().unwrap_or(libc::EIO),
+    }
+}
+
+/// A v4l2_buffer with room for planes, kept together so the planes pointer stays valid.
+struct Buf {
+    b: v4l2_buffer,
+    planes: [v4l2_plane; VIDEO_MAX_PLANES],
+}
+
+impl Buf {
+    fn new(ctx: &Ctx, queue: Queue, index: u32, memory: u32) -> Box<Buf> {
+        let mut buf = Box::new(Buf {
+            b: v4l2_buffer::default(),
+            planes: [v4l2_plane::default(); VIDEO_MAX_PLANES],
+        });
+        buf.b.index = index;
+        buf.b.type_ = buf_type(ctx, queue);
+        buf.b.memory = memory;
+        if ctx.mplane {
+            buf.b.m.planes = buf.planes.as_mut_ptr();
+            buf.b.length = VIDEO_MAX_PLANES as u32;
+        }
+        buf
+    }
+
+    fn flags_text(&self) -> String {
+        let f = self.b.flags;
+        let names = [
+            (V4L2_BUF_FLAG_QUEUED, "QUEUED"),
+            (V4L2_BUF_FLAG_DONE, "DONE"),
+            (V4L2_BUF_FLAG_ERROR, "ERROR"),
+            (V4L2_BUF_FLAG_LAST, "LAST"),
+            (V4L2_BUF_FLAG_IN_REQUEST, "IN_REQUEST"),
+        ];
+        let set: Vec<&str> = names
+            .iter()
+            .filter(|(b, _)| f & b != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        format!(
+            "index={} flags={:#x}[{}] bytesused={} seq={}",
+            self.b.index,
+            f,
+            set.join("|"),
+            self.b.bytesused,
+            self.b.sequence
+        )
+    }
+}
+
+impl ExecState {
+    fn ctx(&self, h: &Handle) -> &Ctx {
+        match self.res.get(h) {
+            Some(Resource::Ctx(c)) => c,
+            _ => unreachable!("handle kinds are checked by the parser and `unbound`"),
+        }
+    }
+
+    fn ctx_mut(&mut self, h: &Handle) -> &mut Ctx {
+        match self.res.get_mut(h) {
+            Some(Resource::Ctx(c)) => c,
+            _ => unreachable!("handle kinds are checked by the parser and `unbound`"),
+        }
+    }
+
+    fn fd(&self, h: &Handle) -> RawFd {
+        match self.res.get(h) {
+            Some(Resource::Fd(f)) => f.as_raw_fd(),
+            Some(Resource::Ctx(c)) => c.video.as_raw_fd(),
+            _ => unreachable!("handle kinds are checked by the parser and `unbound`"),
+        }
+    }
+
+    fn map(&self, h: &Handle) -> &memmap2::MmapRaw {
+        match self.res.get(h) {
+            Some(Resource::Map(m)) => m,
+            _ => unreachable!("handle kinds are checked by the parser and `unbound`"),
+        }
+    }
+
+    fn bind(&mut self, h: Handle, r: Resource) {
+        // A program may reuse a handle name: the old resource is released.
+        self.res.insert(h, r);
+    }
+
+    fn wait_ms(&self, ms: Option<u32>) -> Duration {
+        ms.map_or(self.opts.default_wait, |m| Duration::from_millis(m.into()))
+            .min(self.opts.max_wait)
+    }
+
+    /// poll() one fd until `events` or the timeout; EINTR resumes with the time left.
+    fn poll(&self, fd: RawFd, events: PollFlags, wait: Duration) -> Result<PollFlags, OpResult> {
+        let end = Instant::now() + wait;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            // SAFETY: fd is live for the duration of this call (owned by self.res).
+            let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let mut pfd = [PollFd::new(bfd, events)];
+            let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX);
+            match nix::poll::poll(&mut pfd, ms) {
+                Ok(0) => return Err(OpResult::TimedOut),
+                Ok(_) => return Ok(pfd[0].revents().unwrap_or(PollFlags::empty())),
+                Err(Errno::EINTR) if !self.deadline_fired() && Instant::now() < end => continue,
+                Err(Errno::EINTR) => return Err(OpResult::TimedOut),
+                Err(e) => return Err(OpResult::errno(e)),
+            }
+        }
+    }
+
+    /// Execute one op whose handles are all bound.
+    pub(super) fn exec(&mut self, op: &Op) -> Done {
+        match self.exec_inner(op) {
+            Ok(d) => d,
+            Err(r) => (r, None),
+        }
+    }
+
+    fn exec_inner(&mut self, op: &Op) -> Result<Done, OpResult> {
+        Ok(match op {
+            Op::Open { node, ret } => {
+                let path = device::resolve(node).map_err(|e| OpResult::Skipped {
+                    reason: format!("{e:#}"),
+                })?;
+                let video = open_path(&path.to_string_lossy(), true).map_err(|e| errno_of(&e))?;
+                let cap = device::querycap(video.as_raw_fd()).map_err(OpResult::errno)?;
+                let mplane = device::node_caps(&cap) & V4L2_CAP_VIDEO_M2M_MPLANE != 0;
+                let fd = video.as_raw_fd();
+                let q = QueueState {
+                    memory: V4L2_MEMORY_MMAP,
+                    sizeimage: 0,
+                    num_planes: 1,
+                };
+                self.bind(
+                    *ret,
+                    Resource::Ctx(Ctx {
+                        video,
+                        media: None,
+                        path: path.clone(),
+                        mplane,
+                        queues: [q; 2],
+                    }),
+                );
+                ok_with(
+                    fd.into(),
+                    format!(
+                        "{} {}",
+                        path.display(),
+                        if mplane { "mplane" } else { "single-planar" }
+                    ),
+                )
+            }
+            Op::Close { h }
+            | Op::CloseDmabuf { h }
+            | Op::CloseSync { h }
+            | Op::CloseRequest { h }
+            | Op::CloseTimeline { h }
+            | Op::Munmap { h } => {
+                // close() of a video fd can block in the kernel (m2m cancel waits for the job):
+                // the watchdog bounds it like any other op.
+                self.res.remove(h);
+                ok(0)
+            }
+            Op::GFmt { ctx, queue } => {
+                let c = self.ctx(ctx);
+                let mut f = v4l2_format {
+                    type_: buf_type(c, *queue),
+                    ..Default::default()
+                };
+                self.retry(|| ioctl::g_fmt(c.video.as_raw_fd(), &mut f))?;
+                self.format_result(ctx, *queue, &f)
+            }
+            Op::SFmt {
+                ctx,
+                queue,
+                fourcc,
+                width,
+                height,
+                planes,
+            } => {
+                let c = self.ctx(ctx);
+                let mut f = v4l2_format {
+                    type_: buf_type(c, *queue),
+                    ..Default::default()
+                };
+                if c.mplane {
+                    let mut mp = v4l2_pix_format_mplane {
+                        width: *width,
+                        height: *height,
+                        pixelformat: fourcc.0,
+                        field: V4L2_FIELD_NONE,
+                        ..Default::default()
+                    };
+                    mp.num_planes = planes.unwrap_or(1) as u8;
+                    f.fmt.pix_mp = mp;
+                } else {
+                    f.fmt.pix = v4l2_pix_format {
+                        width: *width,
+                        height: *height,
+                        pixelformat: fourcc.0,
+                        field: V4L2_FIELD_NONE,
+                        ..Default::default()
+                    };
+                }
+                self.retry(|| ioctl::s_fmt(c.video.as_raw_fd(), &mut f))?;
+                self.format_result(ctx, *queue, &f)
+            }
+            Op::Reqbufs {
+                ctx,
+                queue,
+                count,
+                memory,
+            } => {
+                let c = self.ctx(ctx);
+                let mut rb = v4l2_requestbuffers {
+                    count: *count,
+                    type_: buf_type(c, *queue),
+                    memory: memory.raw(),
+                    ..Default::default()
+                };
+                self.retry(|| ioctl::reqbufs(c.video.as_raw_fd(), &mut rb))?;
+                if let Queue::Out | Queue::Cap = queue {
+                    self.ctx_mut(ctx).queues[qidx(*queue)].memory = memory.raw();
+                }
+                ok_with(
+                    rb.count.into(),
+                    format!("count={} caps={:#x}", rb.count, rb.capabilities),
+                )
+            }
+            Op::CreateBufs {
+                ctx,
+                queue,
+                count,
+                memory,
+                width,
+                height,
+            } => {
+                let c = self.ctx(ctx);
+                let mut cb = v4l2_create_buffers {
+                    count: *count,
+                    memory: memory.raw(),
+                    ..Default::default()
+                };
+                cb.format.type_ = buf_type(c, *queue);
+                self.retry(|| ioctl::g_fmt(c.video.as_raw_fd(), &mut cb.format))?;
+                // SAFETY: the union member matching the node's API was just filled by G_FMT.
+                unsafe {
+                    if c.mplane {
+                        let mut mp = cb.format.fmt.pix_mp;
+                        mp.width = width.unwrap_or(mp.width);
+                        mp.height = height.unwrap_or(mp.height);
+                        cb.format.fmt.pix_mp = mp;
+                    } else {
+                        cb.format.fmt.pix.width = width.unwrap_or(cb.format.fmt.pix.width);
+                        cb.format.fmt.pix.height = height.unwrap_or(cb.format.fmt.pix.height);
+                    }
+                }
+                self.retry(|| ioctl::create_bufs(c.video.as_raw_fd(), &mut cb))?;
+                if let Queue::Out | Queue::Cap = queue {
+                    self.ctx_mut(ctx).queues[qidx(*queue)].memory = memory.raw();
+                }
+                ok_with(
+                    cb.index.into(),
+                    format!("index={} count={}", cb.index, cb.count),
+                )
+            }
+            Op::RemoveBufs {
+                ctx,
+                queue,
+                index,
+                count,
+            } => {
+                let c = self.ctx(ctx);
+                let mut rb = v4l2_remove_buffers {
+                    index: *index,
+                    count: *count,
+                    type_: buf_type(c, *queue),
+                    ..Default::default()
+                };
+                self.retry(|| ioctl::remove_bufs(c.video.as_raw_fd(), &mut rb))?;
+                ok(0)
+            }
+            Op::Querybuf { ctx, queue, index } => {
+                let c = self.ctx(ctx);
+                let mut b = Buf::new(c, *queue, *index, c.queues[qidx_any(*queue)].memory);
+                self.retry(|| ioctl::querybuf(c.video.as_raw_fd(), &mut b.b))?;
+                ok_with(b.b.flags.into(), b.flags_text())
+            }
+            Op::Mmap {
+                ctx,
+                queue,
+                index,
+                plane,
+                ret,
+            } => {
+                let c = self.ctx(ctx);
+                let mut b = Buf::new(c, *queue, *index, V4L2_MEMORY_MMAP);
+                self.retry(|| ioctl::querybuf(c.video.as_raw_fd(), &mut b.b))?;
+                let p = plane.unwrap_or(0) as usize;
+                // SAFETY: QUERYBUF filled the union member of this API (offset / planes).
+                let (offset, len) = unsafe {
+                    if c.mplane {
+                        let pl = b.planes.get(p).ok_or(OpResult::Err {
+                            errno: libc::EINVAL,
+                        })?;
+                        (pl.m.mem_offset, pl.length)
+                    } else {
+                        (b.b.m.offset, b.b.length)
+                    }
+                };
+                let m = memmap2::MmapOptions::new()
+                    .offset(offset.into())
+                    .len(len as usize)
+                    .map_raw(c.video.as_raw_fd())
+                    .map_err(|e| errno_of(&e))?;
+                self.bind(*ret, Resource::Map(m));
+                ok_with(len.into(), format!("offset={offset:#x} length={len}"))
+            }
+            Op::MmapDmabuf { dmabuf, ret } => {
+                let fd = self.fd(dmabuf);
+                // SAFETY: lseek on a live fd.
+                let len = unsafe { libc::lseek(fd, 0, libc::SEEK_END) };
+                if len < 0 {
+                    return Err(OpResult::errno(Errno::last()));
+                }
+                let m = memmap2::MmapOptions::new()
+                    .len(len as usize)
+                    .map_raw(fd)
+                    .map_err(|e| errno_of(&e))?;
+                self.bind(*ret, Resource::Map(m));
+                ok(len as i64)
+            }
+            Op::Fill { map, byte } => {
+                let m = self.map(map);
+                // SAFETY: the mapping is live and `len` bytes long; another thread or the device
+                // may write it concurrently, which is the race under test, not UB of ours: bytes
+                // are plain data.
+                unsafe { std::ptr::write_bytes(m.as_mut_ptr(), byte.0 as u8, m.len()) };
+                ok(m.len() as i64)
+            }
+            Op::Check { map, byte } => {
+                let m = self.map(map);
+                // SAFETY: as for Fill; volatile-free reads of plain bytes.
+                let s = unsafe { std::slice::from_raw_parts(m.as_ptr(), m.len()) };
+                let differ = s.iter().filter(|&&b| b != byte.0 as u8).count();
+                ok_with(
+                    differ as i64,
+                    format!(
+                        "{differ} of {} bytes differ from {:#04x}",
+                        s.len(),
+                        byte.0 as u8
+                    ),
+                )
+            }
+            Op::Qbuf {
+                ctx,
+                queue,
+                index,
+                memory,
+                dmabuf,
+                request,
+                bytesused,
+                flags,
+                field,
+            } => {
+                let c = self.ctx(ctx);
+                let qs = c.queues[qidx_any(*queue)];
+                let mem = memory.map_or(qs.memory, Memory::raw);
+                let mut b = Buf::new(c, *queue, *index, mem);
+                let out = *queue == Queue::Out;
+                let used = bytesused.unwrap_or(if out { qs.sizeimage } else { 0 });
+                b.b.flags = flags.map_or(0, |f| f.0);
+                b.b.field = field.unwrap_or(if out { V4L2_FIELD_NONE } else { V4L2_FIELD_ANY });
+                let dfd = dmabuf.map(|d| self.fd(&d));
+                let dlen = match dfd {
+                    // SAFETY: lseek on a live fd.
+                    Some(fd) => unsafe { libc::lseek(fd, 0, libc::SEEK_END).max(0) as u32 },
+                    None => 0,
+                };
+                if c.mplane {
+                    b.b.length = qs.num_planes.max(1);
+                    b.planes[0].bytesused = used;
+                    if let Some(fd) = dfd {
+                        b.planes[0].m.fd = fd;
+                        b.planes[0].length = dlen;
+                    }
+                } else {
+                    b.b.bytesused = used;
+                    if let Some(fd) = dfd {
+                        b.b.m.fd = fd;
+                        b.b.length = dlen;
+                    }
+                }
+                if let Some(r) = request {
+                    b.b.flags |= V4L2_BUF_FLAG_REQUEST_FD;
+                    b.b.request_fd = self.fd(r);
+                }
+                self.retry(|| ioctl::qbuf(c.video.as_raw_fd(), &mut b.b))?;
+                ok_with(b.b.index.into(), b.flags_text())
+            }
+            Op::Dqbuf {
+                ctx,
+                queue,
+                memory,
+                timeout_ms,
+            } => {
+                let c = self.ctx(ctx);
+                let fd = c.video.as_raw_fd();
+                let mem = memory.map_or(c.queues[qidx_any(*queue)].memory, Memory::raw);
+                let events = if *queue == Queue::Out {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::POLLIN
+                };
+                let revents =
+                    self.poll(fd, events | PollFlags::POLLPRI, self.wait_ms(*timeout_ms))?;
+                let mut b = Buf::new(c, *queue, 0, mem);
+                self.retry(|| ioctl::dqbuf(fd, &mut b.b))?;
+                ok_with(
+                    b.b.index.into(),
+                    format!("{} revents={:?}", b.flags_text(), revents),
+                )
+            }
+            Op::Streamon { ctx, queue } | Op::Streamoff { ctx, queue } => {
+                let c = self.ctx(ctx);
+                let mut t = buf_type(c, *queue) as libc::c_int;
+                let fd = c.video.as_raw_fd();
+                if matches!(op, Op::Streamon { .. }) {
+                    self.retry(|| ioctl::streamon(fd, &mut t))?;
+                } else {
+                    self.retry(|| ioctl::streamoff(fd, &mut t))?;
+                }
+                ok(0)
+            }
+            Op::Expbuf {
+                ctx,
+                queue,
+                index,
+                plane,
+                flags,
+                ret,
+            } => {
+                let c = self.ctx(ctx);
+                let mut e = v4l2_exportbuffer {
+                    type_: buf_type(c, *queue),
+                    index: *index,
+                    plane: plane.unwrap_or(0),
+                    flags: flags.map_or((libc::O_CLOEXEC | libc::O_RDWR) as u32, |f| f.0),
+                    ..Default::default()
+                };
+                self.retry(|| ioctl::expbuf(c.video.as_raw_fd(), &mut e))?;
+                let fd = e.fd;
+                self.bind(*ret, Resource::Fd(owned(fd)));
+                ok_with(fd.into(), format!("ino={}", ino(fd)))
+            }
+            Op::ExportSyncFile { dmabuf, dir, ret } => {
+                let mut e = dma_buf_export_sync_file {
+                    flags: dir.raw(),
+                    fd: -1,
+                };
+                let fd = self.fd(dmabuf);
+                self.retry(|| ioctl::export_sync_file(fd, &mut e))?;
+                self.bind(*ret, Resource::Fd(owned(e.fd)));
+                let info = fence_info(e.fd);
+                ok_with(
+                    e.fd.into(),
+                    info.map_or_else(|e| format!("info: {e}"), |i| i.1),
+                )
+            }
+            Op::ImportSyncFile { dmabuf, sync, dir } => {
+                let mut i = dma_buf_import_sync_file {
+                    flags: dir.raw(),
+                    fd: self.fd(sync),
+                };
+                let fd = self.fd(dmabuf);
+                self.retry(|| ioctl::import_sync_file(fd, &mut i))?;
+                ok(0)
+            }
+            Op::DmabufSync { dmabuf, phase, dir } => {
+                let mut s = dma_buf_sync {
+                    flags: u64::from(phase.raw() | dir.raw()),
+                };
+                let fd = self.fd(dmabuf);
+                self.retry(|| ioctl::dma_buf_sync(fd, &mut s))?;
+                ok(0)
+            }
+            Op::Wait { sync, timeout_ms } => {
+                let fd = self.fd(sync);
+                let wait = self.wait_ms(Some(*timeout_ms));
+                let r = self.poll(fd, PollFlags::POLLIN, wait);
+                let info = fence_info(fd).map_or_else(|e| format!("info: {e}"), |i| i.1);
+                match r {
+                    Ok(rev) => ok_with(1, format!("revents={rev:?} {info}")),
+                    Err(e) => (e, Some(info)),
+                }
+            }
+            Op::PollDmabuf {
+                dmabuf,
+                events,
+                timeout_ms,
+            } => {
+                let fd = self.fd(dmabuf);
+                let ev = PollFlags::from_bits_truncate(events.raw() as i16);
+                let rev = self.poll(fd, ev, self.wait_ms(Some(*timeout_ms)))?;
+                ok(rev.bits().into())
+            }
+            Op::FenceInfo { sync } => {
+                let (status, text) = fence_info(self.fd(sync)).map_err(OpResult::errno)?;
+                ok_with(status.into(), text)
+            }
+            Op::Merge { a, b, ret } => {
+                let mut m = sync_merge_data {
+                    fd2: self.fd(b),
+                    fence: -1,
+                    ..Default::default()
+                };
+                m.name[..7].copy_from_slice(b"m2mfuzz");
+                let fd = self.fd(a);
+                self.retry(|| ioctl::sync_merge(fd, &mut m))?;
+                self.bind(*ret, Resource::Fd(owned(m.fence)));
+                ok(m.fence.into())
+            }
+            Op::RequestAlloc { ctx, ret } => {
+                let media_fd = self.media_fd(ctx)?;
+                let mut fd: libc::c_int = -1;
+                self.retry(|| ioctl::request_alloc(media_fd, &mut fd))?;
+                self.bind(*ret, Resource::Fd(owned(fd)));
+                ok(fd.into())
+            }
+            Op::RequestQueue { req } => {
+                let fd = self.fd(req);
+                self.retry(|| ioctl::request_queue(fd))?;
+                ok(0)
+            }
+            Op::RequestReinit { req } => {
+                let fd = self.fd(req);
+                self.retry(|| ioctl::request_reinit(fd))?;
+                ok(0)
+            }
+            Op::SetCtrl {
+                ctx,
+                id,
+                value,
+                request,
+            } => {
+                let mut ctrl = v4l2_ext_control {
+                    id: id.0,
+                    size: 0,
+                    reserved2: [0],
+                    value64: *value,
+                };
+                let mut cs = v4l2_ext_controls {
+                    which: if request.is_some() {
+                        V4L2_CTRL_WHICH_REQUEST_VAL
+                    } else {
+                        V4L2_CTRL_WHICH_CUR_VAL
+                    },
+                    count: 1,
+                    request_fd: request.map_or(0, |r| self.fd(&r)),
+                    controls: &mut ctrl,
+                    ..Default::default()
+                };
+                let fd = self.fd(ctx);
+                self.retry(|| ioctl::s_ext_ctrls(fd, &mut cs))?;
+                ok(0)
+            }
+            Op::SwTimeline { ret } => {
+                let fd = open_path("/sys/kernel/debug/sync/sw_sync", false).map_err(|e| {
+                    OpResult::Skipped {
+                        reason: format!(
+                            "sw_sync unavailable ({e}): needs CONFIG_SW_SYNC and debugfs"
+                        ),
+                    }
+                })?;
+                let raw = fd.as_raw_fd();
+                self.bind(*ret, Resource::Fd(fd));
+                ok(raw.into())
+            }
+            Op::SwFence {
+                timeline,
+                value,
+                ret,
+            } => {
+                let mut d = sw_sync_create_fence_data {
+                    value: *value,
+                    fence: -1,
+                    ..Default::default()
+                };
+                d.name[..7].copy_from_slice(b"m2mfuzz");
+                let fd = self.fd(timeline);
+                self.retry(|| ioctl::sw_sync_create_fence(fd, &mut d))?;
+                self.bind(*ret, Resource::Fd(owned(d.fence)));
+                ok(d.fence.into())
+            }
+            Op::SwInc { timeline, by } => {
+                let mut v = *by;
+                let fd = self.fd(timeline);
+                self.retry(|| ioctl::sw_sync_inc(fd, &mut v))?;
+                ok(0)
+            }
+            Op::Sleep { ms } => {
+                std::thread::sleep(self.wait_ms(Some(*ms)));
+                ok(0)
+            }
+        })
+    }
+
+    /// Record S_FMT/G_FMT results and describe them.
+    fn format_result(&mut self, ctx: &Handle, queue: Queue, f: &v4l2_format) -> Done {
+        let mplane = self.ctx(ctx).mplane;
+        // SAFETY: the kernel filled the union member of the node's API.
+        let (w, h, pf, size, planes) = unsafe {
+            if mplane {
+                let mp = f.fmt.pix_mp;
+                let pl = mp.plane_fmt;
+                (
+                    mp.width,
+                    mp.height,
+                    mp.pixelformat,
+                    pl[0].sizeimage,
+                    u32::from(mp.num_planes),
+                )
+            } else {
+                let p = f.fmt.pix;
+                (p.width, p.height, p.pixelformat, p.sizeimage, 1)
+            }
+        };
+        if let Queue::Out | Queue::Cap = queue {
+            let q = &mut self.ctx_mut(ctx).queues[qidx(queue)];
+            q.sizeimage = size;
+            q.num_planes = planes.max(1);
+        }
+        ok_with(
+            size.into(),
+            format!(
+                "{w}x{h} {} sizeimage={size} planes={planes}",
+                fourcc_str(pf)
+            ),
+        )
+    }
+
+    /// The context's media node fd, opened on first use.
+    fn media_fd(&mut self, ctx: &Handle) -> Result<RawFd, OpResult> {
+        let c = self.ctx_mut(ctx);
+        if c.media.is_none() {
+            let path = device::media_of(&c.path).ok_or_else(|| OpResult::Skipped {
+                reason: format!("{} has no media node (no request API)", c.path.display()),
+            })?;
+            c.media = Some(open_path(&path.to_string_lossy(), true).map_err(|e| errno_of(&e))?);
+        }
+        Ok(c.media
+            .as_ref()
+            .map(|m| m.as_fd().as_raw_fd())
+            .unwrap_or(-1))
+    }
+}
+
+/// Raw queues map to the OUTPUT slot for bookkeeping.
+fn qidx_any(q: Queue) -> usize {
+    match q {
+        Queue::Raw(_) => 0,
+        q => qidx(q),
+    }
+}
+
+/// Inode of an fd (matches debugfs dma_buf/bufinfo's `ino`).
+fn ino(fd: RawFd) -> u64 {
+    nix::sys::stat::fstat(fd).map(|s| s.st_ino).unwrap_or(0)
+}
+
+/// SYNC_IOC_FILE_INFO: the status and a line per fence (`driver/timeline status`).
+pub fn fence_info(fd: RawFd) -> nix::Result<(i32, String)> {
+    let mut info = sync_file_info::default();
+    ioctl::sync_file_info(fd, &mut info)?;
+    let mut fences = vec![sync_fence_info::default(); info.num_fences as usize];
+    if !fences.is_empty() {
+        info.sync_fence_info = fences.as_mut_ptr() as u64;
+        ioctl::sync_file_info(fd, &mut info)?;
+    }
+    let list: Vec<String> = fences
+        .iter()
+        .map(|f| {
+            format!(
+                "{}/{}:{}",
+                cstr(&f.driver_name),
+                cstr(&f.obj_name),
+                f.status
+            )
+        })
+        .collect();
+    Ok((
+        info.status,
+        format!("status={} fences=[{}]", info.status, list.join(" ")),
+    ))
+}

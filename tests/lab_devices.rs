@@ -1,0 +1,366 @@
+//! Device tests: real V4L2 m2m nodes of the lab kernel (vim2m, visl, vicodec), driven through the
+//! executor. They are `#[ignore]`d on the host and run in the QEMU lab by ci/lab/run-tests.sh
+//! (`--include-ignored --test-threads=1`), where every node must be present.
+use m2mfuzz::device;
+use m2mfuzz::exec::{ExecOptions, Executor, OpResult, Outcome};
+use m2mfuzz::program::{text, Program};
+use m2mfuzz::uapi::v4l2::*;
+use std::time::Duration;
+
+const LAB: &str = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)";
+
+fn run(src: &str) -> (Program, Vec<Outcome>) {
+    let prog = text::parse(&format!("# m2mfuzz program v1\n{src}"))
+        .unwrap_or_else(|e| panic!("{e}\n{src}"));
+    let outcomes = Executor::new(ExecOptions::default()).run(&prog);
+    for (op, o) in prog.ops.iter().zip(&outcomes) {
+        eprintln!(
+            "{:>3} {:<56} {:<16} {:>8.2} ms {}",
+            o.index,
+            op.to_string(),
+            o.result.to_string(),
+            o.duration.as_secs_f64() * 1e3,
+            o.detail.as_deref().unwrap_or("")
+        );
+    }
+    (prog, outcomes)
+}
+
+/// The outcome of the op whose text starts with `prefix` (the first such op after `from`).
+fn find<'a>(p: &Program, o: &'a [Outcome], prefix: &str, from: usize) -> &'a Outcome {
+    let i = p
+        .ops
+        .iter()
+        .enumerate()
+        .skip(from)
+        .find(|(_, op)| op.to_string().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no op `{prefix}`"))
+        .0;
+    &o[i]
+}
+
+fn value(o: &Outcome) -> i64 {
+    match o.result {
+        OpResult::Ok { value } => value,
+        ref r => panic!("op {} was not ok: {r} ({:?})", o.index, o.detail),
+    }
+}
+
+fn assert_all_ok(p: &Program, o: &[Outcome]) {
+    for (op, out) in p.ops.iter().zip(o) {
+        assert!(
+            matches!(out.result, OpResult::Ok { .. }),
+            "`{op}` gave {} ({:?})",
+            out.result,
+            out.detail
+        );
+    }
+}
+
+/// Lockdep must still be on: any lockdep report switches it off.
+fn assert_lockdep_on() {
+    let stats = std::fs::read_to_string("/proc/lockdep_stats").expect("lab kernel has lockdep");
+    assert_eq!(
+        device::debug_state::debug_locks(&stats),
+        Some(true),
+        "lockdep switched off: a report happened"
+    );
+}
+
+const VIM2M_JOB: &str = "\
+open node=vim2m -> c0
+set_ctrl c0 id=0x981900 value=20
+s_fmt c0 queue=out fourcc=RGBP width=640 height=480
+s_fmt c0 queue=cap fourcc=RGBP width=640 height=480
+reqbufs c0 queue=out count=2 memory=mmap
+reqbufs c0 queue=cap count=2 memory=mmap
+expbuf c0 queue=cap index=0 -> d0
+mmap c0 queue=out index=0 -> m0
+fill m0 byte=0x3c
+mmap c0 queue=cap index=0 -> m1
+fill m1 byte=0x5a
+qbuf c0 queue=cap index=0
+qbuf c0 queue=out index=0
+streamon c0 queue=out
+streamon c0 queue=cap
+dqbuf c0 queue=cap timeout_ms=5000
+dqbuf c0 queue=out timeout_ms=5000
+check m1 byte=0x3c
+";
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn probe_finds_lab_nodes() {
+    let _ = LAB;
+    let (nodes, errors) = device::video_nodes();
+    assert!(errors.is_empty(), "{errors:?}");
+    let m2m: Vec<_> = nodes.iter().filter(|n| n.m2m).collect();
+    let vim2m = m2m
+        .iter()
+        .find(|n| n.driver == "vim2m")
+        .expect("vim2m node");
+    assert!(!vim2m.mplane, "vim2m is single-planar");
+    assert_ne!(vim2m.device_caps & V4L2_CAP_VIDEO_M2M, 0);
+    assert_ne!(vim2m.device_caps & V4L2_CAP_STREAMING, 0);
+    assert_eq!(vim2m.queues[0].memory, ["mmap", "userptr", "dmabuf"]);
+    assert!(vim2m.queues[0].formats.iter().any(|f| f.fourcc == "RGBP"));
+    assert!(
+        vim2m.queues[1].formats.iter().any(|f| f.fourcc == "YUYV"),
+        "YUYV is CAPTURE-only on vim2m"
+    );
+    assert!(!vim2m.queues[0].formats.iter().any(|f| f.fourcc == "YUYV"));
+    assert!(vim2m.media.is_some());
+
+    let visl = m2m.iter().find(|n| n.driver == "visl").expect("visl node");
+    assert!(visl.mplane, "visl is multi-planar");
+    assert_ne!(visl.device_caps & V4L2_CAP_VIDEO_M2M_MPLANE, 0);
+    assert!(visl.queues[0].requests, "visl OUTPUT supports requests");
+    assert!(
+        visl.queues[0].hold_capture,
+        "visl supports HOLD_CAPTURE_BUF"
+    );
+    assert!(visl.queues[0].formats.iter().any(|f| f.fourcc == "SFWH"));
+
+    let vicodec: Vec<&str> = m2m
+        .iter()
+        .filter(|n| n.driver == "vicodec")
+        .map(|n| n.name.as_str())
+        .collect();
+    assert_eq!(
+        vicodec,
+        ["stateful-encoder", "stateful-decoder", "stateless-decoder"]
+    );
+    assert_eq!(
+        device::media_nodes().len(),
+        3,
+        "vicodec, vim2m and visl media nodes"
+    );
+
+    let dbg = device::debug_state::read();
+    assert!(
+        dbg.lockdep
+            && dbg.lockdep_enabled == Some(true)
+            && dbg.kcov
+            && dbg.dma_fence_events
+            && dbg.vb2_events
+    );
+    assert_eq!(dbg.hung_task_timeout_secs, Some(20));
+    assert!(dbg.sw_sync);
+    // Discovery by driver name, including the vicodec node name.
+    let p = device::resolve(&m2mfuzz::program::Node::Driver(
+        "vicodec:stateless-decoder".into(),
+    ))
+    .unwrap();
+    assert_eq!(
+        p,
+        m2m.iter()
+            .find(|n| n.name == "stateless-decoder")
+            .unwrap()
+            .path
+    );
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn vim2m_job_end_to_end() {
+    let (p, o) = run(VIM2M_JOB);
+    assert_all_ok(&p, &o);
+    let cap = find(&p, &o, "dqbuf c0 queue=cap", 0);
+    let d = cap.detail.as_deref().unwrap();
+    assert!(d.starts_with("index=0 ") && !d.contains("ERROR"), "{d}");
+    assert!(
+        d.contains("bytesused=614400"),
+        "a full RGB565 640x480 frame: {d}"
+    );
+    assert_eq!(
+        value(find(&p, &o, "check m1", 0)),
+        0,
+        "CAPTURE holds exactly the OUTPUT pattern"
+    );
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn vim2m_dmabuf_import_from_another_context() {
+    // c0 produces a frame into its CAPTURE buffer; c1 consumes that buffer as DMABUF OUTPUT.
+    let src = format!(
+        "{VIM2M_JOB}\
+open node=vim2m -> c1
+set_ctrl c1 id=0x981900 value=20
+s_fmt c1 queue=out fourcc=RGBP width=640 height=480
+s_fmt c1 queue=cap fourcc=RGBP width=640 height=480
+reqbufs c1 queue=out count=1 memory=dmabuf
+reqbufs c1 queue=cap count=1 memory=mmap
+mmap c1 queue=cap index=0 -> m2
+fill m2 byte=0x5a
+qbuf c1 queue=cap index=0
+qbuf c1 queue=out index=0 dmabuf=d0
+streamon c1 queue=out
+streamon c1 queue=cap
+dqbuf c1 queue=cap timeout_ms=5000
+dqbuf c1 queue=out timeout_ms=5000
+check m2 byte=0x3c
+"
+    );
+    let (p, o) = run(&src);
+    assert_all_ok(&p, &o);
+    assert_eq!(
+        value(find(&p, &o, "check m2", 0)),
+        0,
+        "c1's CAPTURE holds c0's output, read through the dmabuf"
+    );
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn vim2m_streamoff_with_buffers_in_flight() {
+    let src = "\
+open node=vim2m -> c0
+set_ctrl c0 id=0x981900 value=500
+reqbufs c0 queue=out count=2 memory=mmap
+reqbufs c0 queue=cap count=2 memory=mmap
+qbuf c0 queue=cap index=0
+qbuf c0 queue=cap index=1
+qbuf c0 queue=out index=0
+qbuf c0 queue=out index=1
+streamon c0 queue=out
+streamon c0 queue=cap
+sleep ms=50
+streamoff c0 queue=cap
+streamoff c0 queue=out
+querybuf c0 queue=cap index=0
+dqbuf c0 queue=cap timeout_ms=100
+reqbufs c0 queue=cap count=0 memory=mmap
+reqbufs c0 queue=out count=0 memory=mmap
+";
+    let (p, o) = run(src);
+    for (op, out) in p.ops.iter().zip(&o).take(14) {
+        assert!(
+            matches!(out.result, OpResult::Ok { .. }),
+            "`{op}` gave {}",
+            out.result
+        );
+    }
+    // STREAMOFF cancels the running job: it waits for it (≤ one 500 ms transaction), not forever.
+    let off = find(&p, &o, "streamoff c0 queue=cap", 0);
+    assert!(
+        off.duration < Duration::from_secs(2),
+        "STREAMOFF took {:?}",
+        off.duration
+    );
+    // After STREAMOFF the buffer is back with userspace, neither queued nor done.
+    let flags = value(find(&p, &o, "querybuf c0 queue=cap", 0)) as u32;
+    assert_eq!(
+        flags & (V4L2_BUF_FLAG_QUEUED | V4L2_BUF_FLAG_DONE),
+        0,
+        "flags {flags:#x}"
+    );
+    // Nothing to dequeue once the queue is off.
+    assert!(matches!(
+        find(&p, &o, "dqbuf", 0).result,
+        OpResult::Err { .. } | OpResult::TimedOut
+    ));
+    assert!(
+        matches!(o[15].result, OpResult::Ok { .. }) && matches!(o[16].result, OpResult::Ok { .. })
+    );
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn export_sync_file_and_poll_on_capture_buffer() {
+    let src = "\
+open node=vim2m -> c0
+set_ctrl c0 id=0x981900 value=300
+reqbufs c0 queue=out count=1 memory=mmap
+reqbufs c0 queue=cap count=1 memory=mmap
+expbuf c0 queue=cap index=0 -> d0
+expbuf c0 queue=cap index=0 -> d1
+qbuf c0 queue=cap index=0
+qbuf c0 queue=out index=0
+streamon c0 queue=out
+streamon c0 queue=cap
+sleep ms=50
+export_sync_file d0 dir=read -> s0
+export_sync_file d1 dir=rw -> s1
+fence_info s0
+wait s0 timeout_ms=2000
+wait s1 timeout_ms=2000
+poll_dmabuf d0 events=in timeout_ms=2000
+dqbuf c0 queue=cap timeout_ms=5000
+";
+    let (p, o) = run(src);
+    assert_all_ok(&p, &o);
+    // Whatever fence the kernel publishes (none: the signalled stub), it must be signalled by the
+    // time the job is done, and poll must say so.
+    assert_eq!(value(find(&p, &o, "wait s0", 0)), 1);
+    assert_eq!(value(find(&p, &o, "wait s1", 0)), 1);
+    let info = find(&p, &o, "fence_info s0", 0).detail.clone().unwrap();
+    assert!(info.starts_with("status="), "{info}");
+    assert_ne!(
+        value(find(&p, &o, "poll_dmabuf", 0)) & i64::from(libc::POLLIN),
+        0
+    );
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn visl_job_through_request_api() {
+    let src = "\
+open node=visl -> c0
+reqbufs c0 queue=out count=2 memory=mmap
+reqbufs c0 queue=cap count=2 memory=mmap
+qbuf c0 queue=cap index=0
+streamon c0 queue=out
+streamon c0 queue=cap
+request_alloc c0 -> r0
+qbuf c0 queue=out index=0 request=r0 bytesused=1024
+request_queue r0
+dqbuf c0 queue=cap timeout_ms=5000
+dqbuf c0 queue=out timeout_ms=5000
+request_reinit r0
+close_request r0
+";
+    let (p, o) = run(src);
+    assert_all_ok(&p, &o);
+    let q = find(&p, &o, "qbuf c0 queue=out", 0).detail.clone().unwrap();
+    assert!(q.contains("IN_REQUEST"), "queued into the request: {q}");
+    let d = find(&p, &o, "dqbuf c0 queue=cap", 0)
+        .detail
+        .clone()
+        .unwrap();
+    assert!(!d.contains("ERROR"), "{d}");
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn executor_bounds_waits_and_skips_unbound_handles() {
+    let src = "\
+sw_timeline -> t0
+sw_fence t0 value=5 -> s0
+wait s0 timeout_ms=200
+fence_info s0
+qbuf c9 queue=cap index=0
+sw_inc t0 by=5
+wait s0 timeout_ms=200
+";
+    let (p, o) = run(src);
+    let w = find(&p, &o, "wait s0", 0);
+    assert_eq!(w.result, OpResult::TimedOut);
+    assert!(
+        w.duration >= Duration::from_millis(190) && w.duration < Duration::from_secs(2),
+        "{:?}",
+        w.duration
+    );
+    assert_eq!(
+        value(find(&p, &o, "fence_info", 0)),
+        0,
+        "unsignalled sw_sync fence: status 0"
+    );
+    assert!(matches!(o[4].result, OpResult::Skipped { .. }));
+    assert_eq!(value(&o[6]), 1, "signalled after sw_inc");
+}
