@@ -267,11 +267,19 @@ fn lab_headers() -> Option<PathBuf> {
     p.join("linux/videodev2.h").exists().then_some(p)
 }
 
-fn include_args(cross: bool) -> Vec<String> {
+fn include_args(cross: bool, dir: &Path) -> Vec<String> {
     match lab_headers() {
-        // The lab headers are arch-independent for these files; asm/ comes from the toolchain.
+        // Only linux/ from the lab headers: asm/ must be the target's, which for aarch64 is the
+        // cross toolchain's (the lab installs x86's).
+        Some(p) if cross => {
+            let inc = dir.join("inc");
+            std::fs::create_dir_all(&inc).unwrap();
+            let link = inc.join("linux");
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(p.join("linux"), &link).unwrap();
+            vec![format!("-I{}", inc.display())]
+        }
         Some(p) => vec![format!("-I{}", p.display())],
-        None if cross => vec!["-I/usr/aarch64-linux-gnu/include".into()],
         None => vec![],
     }
 }
@@ -315,7 +323,7 @@ fn layouts_match_c_headers_x86_64() {
     std::fs::write(&src, c_source(&facts, true)).unwrap();
     let exe = dir.join("layout");
     let out = Command::new("cc")
-        .args(include_args(false))
+        .args(include_args(false, &dir))
         .arg("-o")
         .arg(&exe)
         .arg(&src)
@@ -379,7 +387,7 @@ fn layouts_match_c_headers_aarch64() {
     std::fs::write(&src, c_source(&facts, false)).unwrap();
     let asm = dir.join("layout.s");
     let out = Command::new(gcc)
-        .args(include_args(true))
+        .args(include_args(true, &dir))
         .args(["-S", "-O0", "-o"])
         .arg(&asm)
         .arg(&src)

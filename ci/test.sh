@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# All tests: formatting and lints, host unit and property tests, then the device tests and the
+# v4l2-compliance peer suite inside the QEMU lab. Installs what it needs; builds are cached.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ci/setup.sh
+# The lab kernel build also installs the 6.12 uapi headers the layout test compares against.
+ci/lab/build-kernel.sh >/dev/null
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked
+ci/lab/run-tests.sh
+ci/lab/compliance.sh
