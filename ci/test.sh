@@ -6,8 +6,11 @@ cd "$(dirname "$0")/.."
 ci/setup.sh
 # The lab kernel build also installs the 6.12 uapi headers the layout test compares against.
 ci/lab/build-kernel.sh >/dev/null
+# The patches must keep building with the release fences configured out.
+ci/lab/build-kernel.sh --fences=n >/dev/null
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
 ci/lab/run-tests.sh
 ci/lab/compliance.sh
+ci/lab/faults.sh

@@ -364,3 +364,237 @@ wait s0 timeout_ms=200
     assert!(matches!(o[4].result, OpResult::Skipped { .. }));
     assert_eq!(value(&o[6]), 1, "signalled after sw_inc");
 }
+
+/// Sets a module parameter for the duration of a test (lab kernels have no modules: the
+/// parameters of built-in drivers live under /sys/module too).
+struct Param {
+    path: String,
+    old: String,
+}
+
+impl Param {
+    fn set(module: &str, name: &str, value: &str) -> Param {
+        let path = format!("/sys/module/{module}/parameters/{name}");
+        let old = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .trim()
+            .to_string();
+        std::fs::write(&path, value).unwrap_or_else(|e| panic!("write {path}: {e}"));
+        Param { path, old }
+    }
+}
+
+impl Drop for Param {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, &self.old);
+    }
+}
+
+fn release_fences_built() -> bool {
+    std::path::Path::new("/sys/module/videobuf2_common/parameters/rf_fault").exists()
+}
+
+/// A 300 ms vim2m job with two exports of its CAPTURE buffer, canary in CAPTURE, pattern in OUTPUT.
+const VIM2M_SLOW_JOB: &str = "\
+open node=vim2m -> c0
+set_ctrl c0 id=0x981900 value=300
+s_fmt c0 queue=out fourcc=RGBP width=640 height=480
+s_fmt c0 queue=cap fourcc=RGBP width=640 height=480
+reqbufs c0 queue=out count=1 memory=mmap
+reqbufs c0 queue=cap count=1 memory=mmap
+expbuf c0 queue=cap index=0 -> d0
+expbuf c0 queue=cap index=0 -> d1
+mmap c0 queue=out index=0 -> m0
+fill m0 byte=0x3c
+mmap c0 queue=cap index=0 -> m1
+fill m1 byte=0x5a
+qbuf c0 queue=cap index=0
+qbuf c0 queue=out index=0
+streamon c0 queue=out
+streamon c0 queue=cap
+sleep ms=50
+export_sync_file d0 dir=read -> s0
+export_sync_file d1 dir=read -> s1
+fence_info s0
+fence_info s1
+check m1 byte=0x3c
+";
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn release_fence_pending_during_job_and_signalled_with_the_data() {
+    assert!(
+        release_fences_built(),
+        "lab kernel built without CONFIG_VIDEOBUF2_RELEASE_FENCES"
+    );
+    let src = format!("{VIM2M_SLOW_JOB}wait s0 timeout_ms=3000\nfence_info s1\ncheck m1 byte=0x3c\ndqbuf c0 queue=cap timeout_ms=3000\n");
+    let (p, o) = run(&src);
+    assert_all_ok(&p, &o);
+    let info0 = find(&p, &o, "fence_info s0", 0);
+    assert_eq!(
+        value(info0),
+        0,
+        "published fence is pending while the job runs"
+    );
+    let d0 = info0.detail.clone().unwrap();
+    assert!(d0.contains("fences=[vb2/vim2m-cap-"), "{d0}");
+    // Both EXPBUF fds share the buffer's resv: the same fence.
+    assert_eq!(
+        find(&p, &o, "fence_info s1", 0).detail.as_deref(),
+        Some(d0.as_str())
+    );
+    // While pending, the frame is not written yet: a reader that waits is protected.
+    let first_check = p
+        .ops
+        .iter()
+        .position(|op| op.to_string() == "check m1 byte=0x3c")
+        .unwrap();
+    assert_eq!(
+        value(&o[first_check]),
+        614400,
+        "CAPTURE still holds the canary mid-job"
+    );
+    let w = find(&p, &o, "wait s0", 0);
+    assert_eq!(value(w), 1);
+    assert!(
+        w.duration >= Duration::from_millis(150),
+        "the fence waited for the job: {:?}",
+        w.duration
+    );
+    // Signalled means written: right after the wait the buffer holds the driver's output.
+    assert_eq!(value(find(&p, &o, "check m1", first_check + 1)), 0);
+    assert_eq!(
+        value(find(&p, &o, "fence_info s1", first_check)),
+        1,
+        "s1 snapshot signalled too"
+    );
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn streamoff_mid_job_signals_the_fence_with_an_error() {
+    assert!(release_fences_built());
+    let src =
+        format!("{VIM2M_SLOW_JOB}streamoff c0 queue=cap\nfence_info s0\nwait s1 timeout_ms=1000\n");
+    {
+        // abort_mode: STREAMOFF really cancels the running job (as a hardware driver would).
+        let _abort = Param::set("vim2m", "abort_mode", "1");
+        let (p, o) = run(&src);
+        assert_all_ok(&p, &o);
+        assert_eq!(value(find(&p, &o, "fence_info s0", 0)), 0);
+        let after = find(&p, &o, "fence_info s0", 20);
+        assert_eq!(
+            value(after),
+            -5,
+            "cancelled job: fence signalled with -EIO: {:?}",
+            after.detail
+        );
+        assert_eq!(value(find(&p, &o, "wait s1", 0)), 1);
+    }
+    // Without abort_mode, STREAMOFF waits for the running job, which completes normally.
+    let (p, o) = run(&src);
+    assert_all_ok(&p, &o);
+    assert_eq!(value(find(&p, &o, "fence_info s0", 20)), 1);
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn release_fence_in_an_imported_capture_dmabuf() {
+    assert!(release_fences_built());
+    // c1 writes into c0's OUTPUT buffer, imported as its CAPTURE DMABUF: the fence goes into the
+    // exporter's resv, where c0's fds see it.
+    let src = "\
+open node=vim2m -> c0
+reqbufs c0 queue=out count=1 memory=mmap
+expbuf c0 queue=out index=0 -> d0
+open node=vim2m -> c1
+set_ctrl c1 id=0x981900 value=300
+reqbufs c1 queue=out count=1 memory=mmap
+reqbufs c1 queue=cap count=1 memory=dmabuf
+qbuf c1 queue=cap index=0 dmabuf=d0
+qbuf c1 queue=out index=0
+streamon c1 queue=out
+streamon c1 queue=cap
+sleep ms=50
+export_sync_file d0 dir=read -> s0
+fence_info s0
+wait s0 timeout_ms=3000
+dqbuf c1 queue=cap timeout_ms=3000
+";
+    let (p, o) = run(src);
+    assert_all_ok(&p, &o);
+    let info = find(&p, &o, "fence_info s0", 0);
+    assert_eq!(value(info), 0, "{:?}", info.detail);
+    assert!(info.detail.as_deref().unwrap().contains("vb2/vim2m-cap-"));
+    assert_eq!(value(find(&p, &o, "wait s0", 0)), 1);
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn visl_publishes_no_fence_on_a_held_capture_buffer() {
+    assert!(release_fences_built());
+    let src = "\
+open node=visl -> c0
+reqbufs c0 queue=out count=2 memory=mmap
+reqbufs c0 queue=cap count=1 memory=mmap
+expbuf c0 queue=cap index=0 -> d0
+streamon c0 queue=out
+streamon c0 queue=cap
+qbuf c0 queue=cap index=0
+qbuf c0 queue=out index=0 bytesused=1024 flags=0x200
+dqbuf c0 queue=out timeout_ms=3000
+export_sync_file d0 dir=read -> s0
+fence_info s0
+qbuf c0 queue=out index=1 bytesused=1024
+dqbuf c0 queue=cap timeout_ms=3000
+";
+    let (p, o) = run(src);
+    assert_all_ok(&p, &o);
+    // Held after the first job: no fence (the stub), so nothing waits on future OUTPUT.
+    let info = find(&p, &o, "fence_info s0", 0);
+    assert_eq!(value(info), 1, "{:?}", info.detail);
+    assert!(
+        info.detail.as_deref().unwrap().contains("stub"),
+        "{:?}",
+        info.detail
+    );
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn fences_off_shows_the_stale_read() {
+    let _off = Param::set("vim2m", "release_fences", "N");
+    let (p, o) = run(&format!(
+        "{VIM2M_SLOW_JOB}dqbuf c0 queue=cap timeout_ms=3000\ncheck m1 byte=0x3c\n"
+    ));
+    assert_all_ok(&p, &o);
+    // The baseline: the exported fence says "done" while the frame is not written.
+    let info = find(&p, &o, "fence_info s0", 0);
+    assert_eq!(
+        value(info),
+        1,
+        "stub fence, already signalled: {:?}",
+        info.detail
+    );
+    assert!(info.detail.as_deref().unwrap().contains("stub"));
+    let stale = p
+        .ops
+        .iter()
+        .position(|op| op.to_string() == "check m1 byte=0x3c")
+        .unwrap();
+    assert_eq!(
+        value(&o[stale]),
+        614400,
+        "a reader trusting the fence reads the canary"
+    );
+    assert_eq!(
+        value(find(&p, &o, "check m1", stale + 1)),
+        0,
+        "the data arrives only at completion"
+    );
+    assert_lockdep_on();
+}

@@ -49,7 +49,9 @@ cd "$tree"
 start=$(date +%s)
 make -s ARCH=x86_64 tinyconfig >/dev/null
 cp .config .config.tiny
-{ cat "$LAB_DIR/kernel.config"; echo "$extra_cfg"; } > .config.fragment
+# An override replaces the fragment's own line for that option.
+{ if [ -n "$extra_cfg" ]; then grep -v "^${extra_cfg%%=*}=" "$LAB_DIR/kernel.config"; else cat "$LAB_DIR/kernel.config"; fi
+  echo "$extra_cfg"; } > .config.fragment
 ./scripts/kconfig/merge_config.sh -m .config.tiny .config.fragment >/dev/null
 make -s ARCH=x86_64 olddefconfig >/dev/null
 # A fragment line that kconfig dropped (a dependency missing) would silently weaken the lab.

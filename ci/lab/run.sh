@@ -7,7 +7,7 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
-out="" timeout=600 cmdline="" share="" kernel=""
+out="" timeout=600 cmdline="" share="" kernel=${M2MFUZZ_LAB_KERNEL:-}
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out=$2; shift 2 ;;
