@@ -4,6 +4,7 @@
 
 pub mod device;
 pub mod exec;
+pub mod oracle;
 pub mod profile;
 pub mod program;
 pub mod uapi;

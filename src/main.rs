@@ -2,6 +2,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use m2mfuzz::exec::{ExecOptions, Executor};
+use m2mfuzz::oracle::{OracleOptions, OracleSet, Verdict};
 use m2mfuzz::program::generate::{generate, GenConfig, RngChoices};
 use m2mfuzz::{device, profile, program};
 use rand::SeedableRng;
@@ -37,6 +38,9 @@ enum Cmd {
         /// JSON lines for scripts.
         #[arg(long)]
         json: bool,
+        /// Run without the oracles (no kmsg, ledger, hang or stale-read checks).
+        #[arg(long)]
+        no_oracles: bool,
     },
     /// Generate a program for a driver from a seed and print it.
     Generate {
@@ -75,6 +79,53 @@ fn apply_node_overrides(nodes: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn print_verdict(v: &Verdict, json: bool) -> Result<()> {
+    if json {
+        for f in &v.findings {
+            println!("{}", serde_json::json!({ "finding": f }));
+        }
+        for f in &v.elsewhere {
+            println!("{}", serde_json::json!({ "elsewhere": f }));
+        }
+        for n in &v.notes {
+            println!("{}", serde_json::json!({ "note": n }));
+        }
+        return Ok(());
+    }
+    println!(
+        "\nledger: {} fences published (vb2), {} signalled; vb2 buffers queued {} done {}",
+        v.ledger
+            .fences
+            .values()
+            .filter(|f| f.emitted && f.driver == "vb2")
+            .count(),
+        v.ledger
+            .fences
+            .values()
+            .filter(|f| f.emitted && f.signaled && f.driver == "vb2")
+            .count(),
+        v.ledger.count("vb2_buf_queue"),
+        v.ledger.count("vb2_buf_done"),
+    );
+    for n in &v.notes {
+        println!("note: {n}");
+    }
+    for f in &v.elsewhere {
+        println!("elsewhere (not a finding): {}", f.title);
+    }
+    if v.findings.is_empty() {
+        println!("findings: none");
+    }
+    for f in &v.findings {
+        let op = f.op.map_or(String::new(), |i| format!(" (op {i})"));
+        println!(
+            "FINDING {f}{op}\n  {}",
+            f.evidence.lines().take(12).collect::<Vec<_>>().join("\n  ")
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     match real_main() {
         Ok(code) => code,
@@ -107,6 +158,7 @@ fn real_main() -> Result<ExitCode> {
             program,
             nodes,
             json,
+            no_oracles,
         } => {
             apply_node_overrides(&nodes)?;
             let src = std::fs::read_to_string(&program)
@@ -120,7 +172,12 @@ fn real_main() -> Result<ExitCode> {
                 }
             }
             let mut ex = Executor::new(ExecOptions::default());
-            let outcomes = ex.run(&prog);
+            let mut oracles = (!no_oracles).then(|| OracleSet::new(OracleOptions::default()));
+            let outcomes = match oracles.as_mut() {
+                Some(o) => ex.run_observed(&prog, o),
+                None => ex.run(&prog),
+            };
+            let verdict = oracles.as_mut().map(|o| o.finish()).unwrap_or_default();
             for (op, o) in prog.ops.iter().zip(&outcomes) {
                 if json {
                     let mut v = serde_json::to_value(o)?;
@@ -137,7 +194,12 @@ fn real_main() -> Result<ExitCode> {
                     );
                 }
             }
-            Ok(ExitCode::SUCCESS)
+            print_verdict(&verdict, json)?;
+            Ok(if verdict.findings.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Generate {
             driver,

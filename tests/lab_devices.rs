@@ -3,16 +3,26 @@
 //! (`--include-ignored --test-threads=1`), where every node must be present.
 use m2mfuzz::device;
 use m2mfuzz::exec::{ExecOptions, Executor, OpResult, Outcome};
+use m2mfuzz::oracle::{Kind, OracleOptions, OracleSet, Verdict};
 use m2mfuzz::program::{text, Program};
 use m2mfuzz::uapi::v4l2::*;
 use std::time::Duration;
 
 const LAB: &str = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)";
 
+/// Run a program under the oracles; every test but the stale-read one must give no finding.
 fn run(src: &str) -> (Program, Vec<Outcome>) {
+    let (p, o, v) = run_judged(src);
+    assert!(v.findings.is_empty(), "findings: {:#?}", v.findings);
+    (p, o)
+}
+
+fn run_judged(src: &str) -> (Program, Vec<Outcome>, Verdict) {
     let prog = text::parse(&format!("# m2mfuzz program v1\n{src}"))
         .unwrap_or_else(|e| panic!("{e}\n{src}"));
-    let outcomes = Executor::new(ExecOptions::default()).run(&prog);
+    let mut oracles = OracleSet::new(OracleOptions::default());
+    let outcomes = Executor::new(ExecOptions::default()).run_observed(&prog, &mut oracles);
+    let verdict = oracles.finish();
     for (op, o) in prog.ops.iter().zip(&outcomes) {
         eprintln!(
             "{:>3} {:<56} {:<16} {:>8.2} ms {}",
@@ -23,7 +33,12 @@ fn run(src: &str) -> (Program, Vec<Outcome>) {
             o.detail.as_deref().unwrap_or("")
         );
     }
-    (prog, outcomes)
+    assert!(
+        verdict.notes.is_empty(),
+        "the lab gives every oracle what it needs: {:?}",
+        verdict.notes
+    );
+    (prog, outcomes, verdict)
 }
 
 /// The outcome of the op whose text starts with `prefix` (the first such op after `from`).
@@ -568,7 +583,7 @@ dqbuf c0 queue=cap timeout_ms=3000
 #[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
 fn fences_off_shows_the_stale_read() {
     let _off = Param::set("vim2m", "release_fences", "N");
-    let (p, o) = run(&format!(
+    let (p, o, v) = run_judged(&format!(
         "{VIM2M_SLOW_JOB}dqbuf c0 queue=cap timeout_ms=3000\ncheck m1 byte=0x3c\n"
     ));
     assert_all_ok(&p, &o);
@@ -596,5 +611,10 @@ fn fences_off_shows_the_stale_read() {
         0,
         "the data arrives only at completion"
     );
+    // The stale-read oracle names it.
+    let titles: Vec<String> = v.findings.iter().map(|f| f.to_string()).collect();
+    assert_eq!(titles, ["stale-read: stale read after fence on vim2m"]);
+    assert_eq!(v.findings[0].kind, Kind::StaleRead);
+    assert_eq!(v.findings[0].op, Some(stale));
     assert_lockdep_on();
 }

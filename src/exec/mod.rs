@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use ops::fence_info;
 pub use outcome::{OpResult, Outcome};
 pub use watchdog::Watchdog;
 
@@ -70,6 +71,8 @@ pub struct Ctx {
     pub media: Option<OwnedFd>,
     /// Node path.
     pub path: PathBuf,
+    /// QUERYCAP driver name.
+    pub driver: String,
     /// Multi-planar API.
     pub mplane: bool,
     /// [OUTPUT, CAPTURE].
@@ -87,11 +90,24 @@ pub enum Resource {
     Map(MmapRaw),
 }
 
+/// Which V4L2 buffer a dmabuf, mapping or sync_file stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BufId {
+    /// The context.
+    pub ctx: Handle,
+    /// Its queue.
+    pub queue: crate::program::Queue,
+    /// Buffer index.
+    pub index: u32,
+}
+
 /// Live resources of a run, by handle.
 #[derive(Default, Debug)]
 pub struct ExecState {
     /// Handle → resource.
     pub res: BTreeMap<Handle, Resource>,
+    /// Handle (dmabuf, mapping, sync_file) → the buffer it came from.
+    pub provenance: BTreeMap<Handle, BufId>,
     opts: ExecOptions,
     fired: Option<Arc<AtomicBool>>,
 }
@@ -108,6 +124,7 @@ impl Executor {
         let watchdog = Watchdog::new();
         let state = ExecState {
             res: BTreeMap::new(),
+            provenance: BTreeMap::new(),
             opts,
             fired: Some(watchdog.fired_flag()),
         };
@@ -153,6 +170,7 @@ impl Executor {
 
     /// Close every fd and unmap every mapping (timelines first, so their fences signal).
     pub fn release(&mut self) {
+        self.state.provenance.clear();
         let res = std::mem::take(&mut self.state.res);
         let (timelines, rest): (Vec<_>, Vec<_>) = res
             .into_iter()
@@ -175,6 +193,24 @@ impl Drop for Executor {
 }
 
 impl ExecState {
+    /// The fd behind a handle, if it is a live fd resource.
+    pub fn raw_fd(&self, h: &Handle) -> Option<i32> {
+        use std::os::fd::AsRawFd;
+        match self.res.get(h)? {
+            Resource::Fd(f) => Some(f.as_raw_fd()),
+            Resource::Ctx(c) => Some(c.video.as_raw_fd()),
+            Resource::Map(_) => None,
+        }
+    }
+
+    /// The driver of a context, while it is open.
+    pub fn driver_of(&self, ctx: &Handle) -> Option<&str> {
+        match self.res.get(ctx)? {
+            Resource::Ctx(c) => Some(c.driver.as_str()),
+            _ => None,
+        }
+    }
+
     /// The first input handle with no live resource.
     fn unbound(&self, op: &Op) -> Option<Handle> {
         op.inputs().into_iter().find(|h| !self.res.contains_key(h))

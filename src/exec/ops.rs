@@ -1,5 +1,5 @@
 //! How each op is carried out.
-use super::{Ctx, ExecState, OpResult, QueueState, Resource};
+use super::{BufId, Ctx, ExecState, OpResult, QueueState, Resource};
 use crate::device;
 use crate::program::{Handle, Memory, Op, Queue};
 use crate::uapi::dmabuf::*;
@@ -196,6 +196,7 @@ impl ExecState {
                         video,
                         media: None,
                         path: path.clone(),
+                        driver: cstr(&cap.driver),
                         mplane,
                         queues: [q; 2],
                     }),
@@ -373,6 +374,14 @@ impl ExecState {
                     .map_raw(c.video.as_raw_fd())
                     .map_err(|e| errno_of(&e))?;
                 self.bind(*ret, Resource::Map(m));
+                self.provenance.insert(
+                    *ret,
+                    BufId {
+                        ctx: *ctx,
+                        queue: *queue,
+                        index: *index,
+                    },
+                );
                 ok_with(len.into(), format!("offset={offset:#x} length={len}"))
             }
             Op::MmapDmabuf { dmabuf, ret } => {
@@ -510,6 +519,14 @@ impl ExecState {
                 self.retry(|| ioctl::expbuf(c.video.as_raw_fd(), &mut e))?;
                 let fd = e.fd;
                 self.bind(*ret, Resource::Fd(owned(fd)));
+                self.provenance.insert(
+                    *ret,
+                    BufId {
+                        ctx: *ctx,
+                        queue: *queue,
+                        index: *index,
+                    },
+                );
                 ok_with(fd.into(), format!("ino={}", ino(fd)))
             }
             Op::ExportSyncFile { dmabuf, dir, ret } => {
@@ -520,6 +537,9 @@ impl ExecState {
                 let fd = self.fd(dmabuf);
                 self.retry(|| ioctl::export_sync_file(fd, &mut e))?;
                 self.bind(*ret, Resource::Fd(owned(e.fd)));
+                if let Some(b) = self.provenance.get(dmabuf).copied() {
+                    self.provenance.insert(*ret, b);
+                }
                 let info = fence_info(e.fd);
                 ok_with(
                     e.fd.into(),

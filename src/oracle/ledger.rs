@@ -1,0 +1,188 @@
+//! The fence ledger: dma_fence and vb2 trace events from a tracefs instance of m2mfuzz's own (so
+//! it disturbs no other tracing), paired by context and seqno.
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// One fence's life as the trace saw it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FenceLife {
+    /// `dma_fence_ops.get_driver_name`.
+    pub driver: String,
+    /// Timeline name.
+    pub timeline: String,
+    /// Context (u32 in the trace event).
+    pub context: u32,
+    /// Seqno (u32 in the trace event).
+    pub seqno: u32,
+    /// dma_fence_init seen.
+    pub init: bool,
+    /// dma_fence_emit seen (published).
+    pub emitted: bool,
+    /// dma_fence_signaled seen.
+    pub signaled: bool,
+    /// dma_fence_destroy seen.
+    pub destroyed: bool,
+}
+
+/// Totals and fence lives of a trace.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Ledger {
+    /// Fences by (context, seqno).
+    pub fences: BTreeMap<(u32, u32), FenceLife>,
+    /// Event counts by name (`dma_fence_init`, `vb2_buf_done`, …).
+    pub counts: BTreeMap<String, u64>,
+    /// Trace lines that said events were lost.
+    pub lost: u64,
+}
+
+/// Whether a fence is a producer fence of the code under test (not an injected sw_sync fence).
+pub fn is_producer(f: &FenceLife) -> bool {
+    f.driver == "vb2"
+}
+
+/// A timeline name without its context number (`vim2m-cap-22` → `vim2m-cap`), stable across runs.
+pub fn stable_timeline(t: &str) -> &str {
+    match t.rsplit_once('-') {
+        Some((head, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => head,
+        _ => t,
+    }
+}
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let i = line.find(&format!(" {key}="))? + key.len() + 2;
+    line[i..].split_whitespace().next()
+}
+
+impl Ledger {
+    /// Add the events of trace text (`cat trace` format).
+    pub fn add_text(&mut self, text: &str) {
+        for line in text.lines() {
+            if line.starts_with('#') {
+                if line.contains("LOST") {
+                    self.lost += 1;
+                }
+                continue;
+            }
+            let Some(ev) = line
+                .split(": ")
+                .nth(1)
+                .map(|s| s.trim())
+                .filter(|s| !s.contains(' '))
+            else {
+                continue;
+            };
+            *self.counts.entry(ev.to_string()).or_default() += 1;
+            if !ev.starts_with("dma_fence_") {
+                continue;
+            }
+            let (Some(ctx), Some(seq)) = (field(line, "context"), field(line, "seqno")) else {
+                continue;
+            };
+            let (Ok(context), Ok(seqno)) = (ctx.parse(), seq.parse()) else {
+                continue;
+            };
+            let f = self
+                .fences
+                .entry((context, seqno))
+                .or_insert_with(|| FenceLife {
+                    driver: field(line, "driver").unwrap_or_default().to_string(),
+                    timeline: field(line, "timeline").unwrap_or_default().to_string(),
+                    context,
+                    seqno,
+                    ..Default::default()
+                });
+            match ev {
+                "dma_fence_init" => f.init = true,
+                "dma_fence_emit" => f.emitted = true,
+                "dma_fence_signaled" => f.signaled = true,
+                "dma_fence_destroy" => f.destroyed = true,
+                _ => {}
+            }
+        }
+    }
+
+    /// Producer fences published and never signalled, destroyed so (abandoned).
+    pub fn abandoned(&self) -> impl Iterator<Item = &FenceLife> {
+        self.fences
+            .values()
+            .filter(|f| is_producer(f) && f.emitted && !f.signaled && f.destroyed)
+    }
+
+    /// Producer fences published and still unsignalled (leaked, once quiescent).
+    pub fn unsignalled(&self) -> impl Iterator<Item = &FenceLife> {
+        self.fences
+            .values()
+            .filter(|f| is_producer(f) && f.emitted && !f.signaled && !f.destroyed)
+    }
+
+    /// Producer fences signalled but never destroyed (a reference leak, once every fd is closed).
+    pub fn undestroyed(&self) -> impl Iterator<Item = &FenceLife> {
+        self.fences
+            .values()
+            .filter(|f| is_producer(f) && f.emitted && f.signaled && !f.destroyed)
+    }
+
+    /// Count of an event.
+    pub fn count(&self, ev: &str) -> u64 {
+        self.counts.get(ev).copied().unwrap_or(0)
+    }
+}
+
+/// A tracefs instance with the dma_fence and vb2 events on.
+pub struct TraceInstance {
+    dir: PathBuf,
+}
+
+fn tracefs() -> Option<&'static Path> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("instances").is_dir())
+}
+
+impl TraceInstance {
+    /// Create `instances/m2mfuzz-<pid>` and enable the events. None (with the reason) when tracefs
+    /// or the events are missing.
+    pub fn create() -> Result<TraceInstance, String> {
+        let root = tracefs()
+            .ok_or("tracefs is not mounted (mount -t tracefs tracefs /sys/kernel/tracing)")?;
+        let dir = root
+            .join("instances")
+            .join(format!("m2mfuzz-{}", std::process::id()));
+        if !dir.exists() {
+            fs::create_dir(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        }
+        let t = TraceInstance { dir };
+        let _ = fs::write(t.dir.join("buffer_size_kb"), "8192");
+        for sys in ["dma_fence", "vb2"] {
+            let p = t.dir.join("events").join(sys).join("enable");
+            fs::write(&p, "1").map_err(|e| {
+                format!(
+                    "enable {}: {e} (CONFIG_FTRACE events missing?)",
+                    p.display()
+                )
+            })?;
+        }
+        Ok(t)
+    }
+
+    /// Read the events so far and clear the buffer.
+    pub fn take(&self) -> String {
+        let p = self.dir.join("trace");
+        let text = fs::read_to_string(&p).unwrap_or_default();
+        // Opening `trace` for writing with truncation clears the ring buffer.
+        let _ = fs::write(&p, "");
+        text
+    }
+}
+
+impl Drop for TraceInstance {
+    fn drop(&mut self) {
+        for sys in ["dma_fence", "vb2"] {
+            let _ = fs::write(self.dir.join("events").join(sys).join("enable"), "0");
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}

@@ -1,0 +1,263 @@
+//! Oracles turn kernel evidence into findings: splats from kmsg, leaked fences from the tracefs
+//! ledger, hangs from waits and deadlines, stale reads from buffer contents. They plug into the
+//! executor as an [`Observer`] and conclude in [`OracleSet::finish`] once the program's resources
+//! are released.
+pub mod hang;
+pub mod kmsg;
+pub mod ledger;
+pub mod splat;
+pub mod stale;
+
+use crate::exec::{ExecState, Observer, Outcome};
+use crate::program::Op;
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
+/// What went wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// An ioctl or a published fence did not finish in bounded time.
+    Hang,
+    /// A published fence never signalled, or was never freed.
+    LeakedFence,
+    /// A kernel report (lockdep, WARN, BUG, …) in the code under test.
+    Splat,
+    /// A buffer said complete did not hold the output.
+    StaleRead,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Hang => "hang",
+            Kind::LeakedFence => "leaked-fence",
+            Kind::Splat => "splat",
+            Kind::StaleRead => "stale-read",
+        })
+    }
+}
+
+/// A finding: kind, stable title, signature for dedup and shrinking, evidence.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// Kind.
+    pub kind: Kind,
+    /// Short stable title (syzkaller style).
+    pub title: String,
+    /// Equal for "the same bug": kind, title and, for lockdep, the lock pair.
+    pub signature: String,
+    /// The op that showed it, when one did.
+    pub op: Option<usize>,
+    /// Kernel text, ledger extract or fence state.
+    pub evidence: String,
+    /// For splats: whether the call chains run through the code under test.
+    pub under_test: bool,
+    /// Timelines of the fences involved (hangs), to reconcile with the ledger.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fence_timelines: Vec<String>,
+}
+
+impl Finding {
+    /// A finding whose signature is its kind and title.
+    pub fn new(kind: Kind, title: String, evidence: String, op: Option<usize>) -> Finding {
+        Finding {
+            signature: format!("{kind}: {title}"),
+            kind,
+            title,
+            op,
+            evidence,
+            under_test: true,
+            fence_timelines: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.title)
+    }
+}
+
+/// Oracle settings.
+#[derive(Clone, Debug)]
+pub struct OracleOptions {
+    /// Extra time a published fence gets after a program's wait gave up, before it is a hang.
+    pub fence_deadline: Duration,
+    /// Wait after the program before reading the ledger (late signals, RCU-delayed frees).
+    pub grace: Duration,
+}
+
+impl Default for OracleOptions {
+    fn default() -> Self {
+        OracleOptions {
+            fence_deadline: Duration::from_secs(5),
+            grace: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What the oracles concluded about one program.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Verdict {
+    /// Findings in the code under test.
+    pub findings: Vec<Finding>,
+    /// Kernel reports attributed elsewhere (shown, not findings).
+    pub elsewhere: Vec<Finding>,
+    /// What the oracles could not see, and state changes worth telling (lockdep switched off).
+    pub notes: Vec<String>,
+    /// The fence ledger.
+    pub ledger: ledger::Ledger,
+}
+
+/// All oracles for a run.
+pub struct OracleSet {
+    opts: OracleOptions,
+    kmsg: Option<kmsg::KmsgReader>,
+    trace: Option<ledger::TraceInstance>,
+    hang: hang::HangOracle,
+    stale: stale::StaleOracle,
+    under_test: splat::UnderTest,
+    notes: Vec<String>,
+}
+
+impl OracleSet {
+    /// Start watching: kmsg from its current end, a tracefs instance for the ledger. Missing
+    /// pieces become notes, not errors: the run goes on with the oracles it has.
+    pub fn new(opts: OracleOptions) -> OracleSet {
+        let mut notes = Vec::new();
+        let kmsg = kmsg::KmsgReader::open()
+            .map_err(|e| {
+                notes.push(format!(
+                    "no splat oracle: cannot read /dev/kmsg ({e}); run as root"
+                ))
+            })
+            .ok();
+        let trace = ledger::TraceInstance::create()
+            .map_err(|e| notes.push(format!("no fence ledger: {e}")))
+            .ok();
+        if let Some(t) = &trace {
+            t.take(); // start from an empty buffer
+        }
+        let hang = hang::HangOracle {
+            fence_deadline: opts.fence_deadline,
+            findings: Vec::new(),
+        };
+        OracleSet {
+            opts,
+            kmsg,
+            trace,
+            hang,
+            stale: Default::default(),
+            under_test: Default::default(),
+            notes,
+        }
+    }
+
+    /// Conclude a program: call after the executor has released its resources.
+    pub fn finish(&mut self) -> Verdict {
+        std::thread::sleep(self.opts.grace);
+        let mut v = Verdict {
+            notes: std::mem::take(&mut self.notes),
+            ..Default::default()
+        };
+        v.findings.append(&mut self.hang.findings);
+        v.findings.append(&mut self.stale.findings);
+        if let Some(t) = &self.trace {
+            v.ledger.add_text(&t.take());
+            if v.ledger.lost > 0 {
+                v.notes
+                    .push("the trace ring buffer lost events: ledger counts are low".into());
+            }
+            self.ledger_findings(&mut v);
+        }
+        if let Some(k) = &mut self.kmsg {
+            let text = k.read_new();
+            for s in splat::parse(&text, &self.under_test) {
+                if s.lockdep_off {
+                    v.notes.push(
+                        "lockdep switched itself off: further lockdep findings need a reboot"
+                            .into(),
+                    );
+                }
+                let mut f = Finding::new(Kind::Splat, s.title.clone(), s.text.clone(), None);
+                f.signature = splat_signature(&s);
+                f.under_test = s.under_test;
+                if s.under_test {
+                    v.findings.push(f);
+                } else {
+                    f.evidence = format!("attributed elsewhere ({})\n{}", s.attribution, s.text);
+                    v.elsewhere.push(f);
+                }
+            }
+        }
+        if crate::device::debug_state::read().lockdep_enabled == Some(false)
+            && !v.notes.iter().any(|n| n.contains("lockdep switched"))
+        {
+            v.notes.push(
+                "lockdep is off (debug_locks 0): further lockdep findings need a reboot".into(),
+            );
+        }
+        dedup(&mut v.findings);
+        v
+    }
+
+    fn ledger_findings(&self, v: &mut Verdict) {
+        let mut leaked: Vec<Finding> = Vec::new();
+        let classes: [(&str, Vec<&ledger::FenceLife>); 3] = [
+            ("destroyed unsignalled", v.ledger.abandoned().collect()),
+            ("never signalled", v.ledger.unsignalled().collect()),
+            ("never freed", v.ledger.undestroyed().collect()),
+        ];
+        for (what, fences) in classes {
+            for f in fences {
+                let tl = ledger::stable_timeline(&f.timeline);
+                let mut finding = Finding::new(
+                    Kind::LeakedFence,
+                    format!("release fence {what} on {tl}"),
+                    format!("{}/{} context {} seqno {}: {what} (init {}, emit {}, signaled {}, destroy {})",
+                        f.driver, f.timeline, f.context, f.seqno, f.init, f.emitted, f.signaled, f.destroyed),
+                    None,
+                );
+                finding.fence_timelines = vec![f.timeline.clone()];
+                leaked.push(finding);
+            }
+        }
+        // A wait that hung on a fence the ledger shows leaked is the leak, seen from userspace.
+        let leaked_tl: Vec<&String> = leaked.iter().flat_map(|f| &f.fence_timelines).collect();
+        v.findings.retain(|f| {
+            f.kind != Kind::Hang || !f.fence_timelines.iter().any(|t| leaked_tl.contains(&t))
+        });
+        v.findings.extend(leaked);
+    }
+}
+
+/// Lockdep reports with the same title but different lock pairs are different bugs.
+fn splat_signature(s: &splat::Splat) -> String {
+    let lock_after = |marker: &str| {
+        let mut lines = s.text.lines().skip_while(|l| !l.contains(marker));
+        lines
+            .nth(1)
+            .and_then(|l| Some(l.split_once('(')?.1.split_once(')')?.0.to_string()))
+    };
+    match (
+        lock_after("is trying to acquire"),
+        lock_after("already holding lock"),
+    ) {
+        (Some(a), Some(h)) => format!("splat: {} [{h} -> {a}]", s.title),
+        _ => format!("splat: {}", s.title),
+    }
+}
+
+fn dedup(v: &mut Vec<Finding>) {
+    let mut seen = std::collections::BTreeSet::new();
+    v.retain(|f| seen.insert(f.signature.clone()));
+}
+
+impl Observer for OracleSet {
+    fn after_op(&mut self, index: usize, op: &Op, outcome: &Outcome, state: &ExecState) {
+        self.hang.after_op(index, op, outcome, state);
+        self.stale.after_op(index, op, outcome, state);
+    }
+}
