@@ -14,3 +14,4 @@ cargo test --locked
 ci/lab/run-tests.sh
 ci/lab/compliance.sh
 ci/lab/faults.sh
+ci/lab/replay.sh corpora

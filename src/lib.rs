@@ -2,6 +2,7 @@
 //! fences they publish. See README.md for the architecture.
 #![warn(missing_docs)]
 
+pub mod corpus;
 pub mod device;
 pub mod exec;
 pub mod oracle;

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use m2mfuzz::exec::{ExecOptions, Executor};
 use m2mfuzz::oracle::{OracleOptions, OracleSet, Verdict};
 use m2mfuzz::program::generate::{generate, GenConfig, RngChoices};
-use m2mfuzz::{device, profile, program};
+use m2mfuzz::{corpus, device, profile, program};
 use rand::SeedableRng;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +41,16 @@ enum Cmd {
         /// Run without the oracles (no kmsg, ledger, hang or stale-read checks).
         #[arg(long)]
         no_oracles: bool,
+    },
+    /// Replay corpus programs (files or directories) and check each gives what its `# expect:`
+    /// header says, with its `# switch:` module parameters set; exit 1 on any other outcome.
+    Replay {
+        /// Programs or directories of `.m2m` programs.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// JSON lines for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Generate a program for a driver from a seed and print it.
     Generate {
@@ -196,6 +206,32 @@ fn real_main() -> Result<ExitCode> {
             }
             print_verdict(&verdict, json)?;
             Ok(if verdict.findings.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Cmd::Replay { paths, json } => {
+            let mut entries = corpus::load(&paths)?;
+            // Lockdep reports once per boot: programs that need it go last.
+            entries.sort_by_key(|e| e.needs_lockdep());
+            let mut results = Vec::new();
+            for e in &entries {
+                let r = corpus::replay_one(e);
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    eprintln!("{}: {:?}", e.path.display(), r.status);
+                }
+                results.push(r);
+            }
+            if !json {
+                print!("{}", corpus::table(&results));
+            }
+            let ok = results
+                .iter()
+                .all(|r| matches!(r.status, corpus::Status::Pass));
+            Ok(if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

@@ -618,3 +618,40 @@ fn fences_off_shows_the_stale_read() {
     assert_eq!(v.findings[0].op, Some(stale));
     assert_lockdep_on();
 }
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn replay_fails_clearly_on_a_broken_expectation() {
+    use m2mfuzz::corpus::{self, Status};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let good = std::fs::read_to_string(root.join("corpora/lab/vim2m-job.m2m"))
+        .or_else(|_| std::fs::read_to_string("/host/corpora/lab/vim2m-job.m2m"))
+        .expect("the sample corpus program");
+    let dir = std::env::temp_dir();
+    let ok_path = dir.join("good.m2m");
+    std::fs::write(&ok_path, &good).unwrap();
+    let r = corpus::replay_one(&corpus::load_file(&ok_path).unwrap());
+    assert!(matches!(r.status, Status::Pass), "{:?}", r.status);
+    // The same program, recorded as if it hung: replay must say what it expected and did not see.
+    let broken = good.replace(
+        "# expect: clean",
+        "# expect: hang: release fence hang on vim2m-cap",
+    );
+    let bad_path = dir.join("broken.m2m");
+    std::fs::write(&bad_path, broken).unwrap();
+    let r = corpus::replay_one(&corpus::load_file(&bad_path).unwrap());
+    match &r.status {
+        Status::Fail { reason } => {
+            assert_eq!(
+                reason,
+                "expected but not found: hang: release fence hang on vim2m-cap"
+            )
+        }
+        s => panic!("broken expectation gave {s:?}"),
+    }
+    let table = corpus::table(&[r]);
+    assert!(
+        table.contains("FAIL") && table.ends_with("0 passed, 1 failed\n"),
+        "{table}"
+    );
+}

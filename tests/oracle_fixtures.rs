@@ -192,3 +192,56 @@ fn hung_waits_name_the_pending_vb2_fence() {
         assert_eq!(fences[0].1, 0, "pending");
     }
 }
+
+#[test]
+fn bug_oops_hung_task_soft_lockup_and_rcu_stall_are_classified_and_titled() {
+    let titles = |name: &str| -> Vec<(SplatClass, String, bool)> {
+        splats(name)
+            .into_iter()
+            .map(|s| (s.class, s.title, s.under_test))
+            .collect()
+    };
+    assert_eq!(
+        titles("elsewhere-lkdtm-bug"),
+        [(SplatClass::Bug, "kernel BUG in lkdtm_BUG".into(), false)]
+    );
+    assert_eq!(
+        titles("elsewhere-lkdtm-exception"),
+        [(
+            SplatClass::Bug,
+            "BUG: kernel NULL pointer dereference in lkdtm_EXCEPTION".into(),
+            false
+        )]
+    );
+    // The detector reports again after each timeout period.
+    assert_eq!(
+        titles("elsewhere-lkdtm-hung-task"),
+        vec![
+            (
+                SplatClass::HungTask,
+                "hung task in lkdtm_HUNG_TASK".to_string(),
+                false
+            );
+            2
+        ]
+    );
+    assert_eq!(
+        titles("elsewhere-lkdtm-softlockup"),
+        [
+            (
+                SplatClass::RcuStall,
+                "RCU stall in lkdtm_SOFTLOCKUP".into(),
+                false
+            ),
+            (
+                SplatClass::SoftLockup,
+                "soft lockup in lkdtm_SOFTLOCKUP".into(),
+                false
+            ),
+        ]
+    );
+    // The Oops line after a BUG header belongs to the same report.
+    assert!(splats("elsewhere-lkdtm-bug")[0]
+        .text
+        .contains("Oops: invalid opcode"));
+}

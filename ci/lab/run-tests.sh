@@ -14,6 +14,7 @@ while [ $# -gt 0 ]; do
 done
 rm -rf "$out"; mkdir -p "$out/share"
 "$LAB_DIR/build-guest-bins.sh" "$out/share"
+cp -r "$REPO_DIR/corpora" "$out/share/"
 cat > "$out/job.sh" <<'JOB'
 cd /host
 ./bin/m2mfuzz probe > out/probe.txt 2>&1

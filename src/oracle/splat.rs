@@ -335,7 +335,10 @@ fn title_function(class: SplatClass, text: &str) -> String {
             .strip_prefix("RIP: 0010:")
             .and_then(frame_func)
     });
-    if matches!(class, SplatClass::Bug | SplatClass::SoftLockup) {
+    if matches!(
+        class,
+        SplatClass::Bug | SplatClass::SoftLockup | SplatClass::RcuStall
+    ) {
         if let Some(f) = rip.filter(|f| !generic(f)) {
             return f.to_string();
         }
@@ -389,7 +392,9 @@ fn title(class: SplatClass, func: &str, first: &str) -> String {
 }
 
 fn attribute(class: SplatClass, text: &str, ut: &UnderTest) -> (bool, String) {
-    if let Some(f) = frames(text).into_iter().find(|f| ut.frame_matches(f)) {
+    // The report's own backtrace first; lockdep's dependency chains (recorded earlier) after.
+    let own = text.find("Call Trace:").map_or("", |i| &text[i..]);
+    if let Some(f) = frames(own).into_iter().chain(frames(text)).find(|f| ut.frame_matches(f)) {
         return (true, format!("frame {f}"));
     }
     let lockdep = matches!(
@@ -447,14 +452,20 @@ pub fn parse(text: &str, ut: &UnderTest) -> Vec<Splat> {
         let mut saw_trace = false;
         while j < lines.len() && j - start < 400 {
             let l = lines[j];
-            if start_class(l).is_some() && !(lines[start].contains("cut here") && j == start + 1) {
+            // A BUG/KASAN header is followed by its own "Oops:" line; "cut here" by its header.
+            let continuation = (lines[start].contains("cut here") && j == start + 1)
+                || (!saw_trace
+                    && matches!(class, SplatClass::Bug | SplatClass::Kasan)
+                    && l.trim_start().starts_with("Oops: "));
+            if start_class(l).is_some() && !continuation {
                 break;
             }
             if l.contains("Call Trace:") || l.contains("stack backtrace:") {
                 saw_trace = true;
             }
             j += 1;
-            if saw_trace && ends_report(l) {
+            // An RCU stall report dumps the GP kthread's stack before the stalled CPU's.
+            if saw_trace && ends_report(l) && class != SplatClass::RcuStall {
                 break;
             }
         }
