@@ -4,14 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh
+# Cheap checks first, so a formatting slip fails in seconds, not after a kernel build.
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
 # The lab kernel build also installs the 6.12 uapi headers the layout test compares against.
 ci/lab/build-kernel.sh >/dev/null
 # The patches must keep building with the release fences configured out.
 ci/lab/build-kernel.sh --fences=n >/dev/null
-cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
 ci/lab/run-tests.sh
 ci/lab/compliance.sh
 ci/lab/faults.sh
 ci/lab/replay.sh corpora
+ci/lab/repro-check.sh
