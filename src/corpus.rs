@@ -209,10 +209,11 @@ pub struct Replayed {
 }
 
 /// Sets switches; puts the old values back when dropped.
-struct Applied(Vec<(PathBuf, String)>);
+pub struct Applied(Vec<(PathBuf, String)>);
 
 impl Applied {
-    fn apply(switches: &[Switch]) -> Result<Applied, String> {
+    /// Set the switches (module parameters under /sys/module).
+    pub fn apply(switches: &[Switch]) -> Result<Applied, String> {
         let mut done = Applied(Vec::new());
         for s in switches {
             let p = s.path();

@@ -8,4 +8,6 @@ pub mod exec;
 pub mod oracle;
 pub mod profile;
 pub mod program;
+pub mod repro;
+pub mod shrink;
 pub mod uapi;

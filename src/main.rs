@@ -1,10 +1,10 @@
 //! The m2mfuzz command line: subcommands only; the work is in the library.
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use m2mfuzz::exec::{ExecOptions, Executor};
+use m2mfuzz::exec::{supervise, ExecOptions};
 use m2mfuzz::oracle::{OracleOptions, OracleSet, Verdict};
 use m2mfuzz::program::generate::{generate, GenConfig, RngChoices};
-use m2mfuzz::{corpus, device, profile, program};
+use m2mfuzz::{corpus, device, profile, program, shrink};
 use rand::SeedableRng;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +51,43 @@ enum Cmd {
         /// JSON lines for scripts.
         #[arg(long)]
         json: bool,
+    },
+    /// Shrink a program to the shortest one that still gives the same finding(s).
+    Shrink {
+        /// The program (with its `# switch:` header, if it needs one).
+        program: PathBuf,
+        /// Keep this finding (`kind: title`, as `run` prints it); default: every finding of the
+        /// first run.
+        #[arg(long)]
+        finding: Vec<String>,
+        /// Run each candidate in a fresh lab boot; the share dir holds the guest's bin/m2mfuzz
+        /// (use ci/lab/shrink.sh, which prepares it). Needed for lockdep findings.
+        #[arg(long, value_name = "SHARE")]
+        lab: Option<PathBuf>,
+        /// Where to write the shrunk program (default: stdout).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Write a standalone C reproducer of a program (libc and kernel headers only).
+    Repro {
+        /// Emit C (the only format).
+        #[arg(long)]
+        c: bool,
+        /// The program.
+        program: PathBuf,
+        /// Where to write it (default: stdout).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Run a command (e.g. a compiled reproducer) under the oracles: kmsg splats and the fence
+    /// ledger, plus the `FINDING: <kind>: <title>` lines it prints itself.
+    Watch {
+        /// JSON lines for scripts.
+        #[arg(long)]
+        json: bool,
+        /// The command and its arguments.
+        #[arg(required = true, last = true)]
+        command: Vec<String>,
     },
     /// Generate a program for a driver from a seed and print it.
     Generate {
@@ -181,11 +218,34 @@ fn real_main() -> Result<ExitCode> {
                     device::resolve(node)?;
                 }
             }
-            let mut ex = Executor::new(ExecOptions::default());
-            let mut oracles = (!no_oracles).then(|| OracleSet::new(OracleOptions::default()));
-            let outcomes = match oracles.as_mut() {
-                Some(o) => ex.run_observed(&prog, o),
-                None => ex.run(&prog),
+            let oracles = (!no_oracles).then(|| OracleSet::new(OracleOptions::default()));
+            let margin = std::time::Duration::from_secs(30);
+            let (outcomes, mut oracles) = match supervise::run_supervised(
+                prog.clone(),
+                ExecOptions::default(),
+                oracles,
+                margin,
+            ) {
+                Ok(r) => r,
+                Err(stuck) => {
+                    // The worker is blocked uninterruptibly in the kernel: report, do not wait.
+                    let op = &prog.ops[stuck.index];
+                    let f = m2mfuzz::oracle::Finding::new(
+                        m2mfuzz::oracle::Kind::Hang,
+                        format!("{} stuck in the kernel", op.name()),
+                        format!(
+                            "op {} `{op}` has not returned after {:.0} s; kernel stack:\n{}",
+                            stuck.index, stuck.seconds, stuck.kernel_stack
+                        ),
+                        Some(stuck.index),
+                    );
+                    let v = Verdict {
+                        findings: vec![f],
+                        ..Default::default()
+                    };
+                    print_verdict(&v, json)?;
+                    std::process::exit(1);
+                }
             };
             let verdict = oracles.as_mut().map(|o| o.finish()).unwrap_or_default();
             for (op, o) in prog.ops.iter().zip(&outcomes) {
@@ -232,6 +292,135 @@ fn real_main() -> Result<ExitCode> {
                 .iter()
                 .all(|r| matches!(r.status, corpus::Status::Pass));
             Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Cmd::Shrink {
+            program,
+            finding,
+            lab,
+            out,
+        } => {
+            let src = std::fs::read_to_string(&program)
+                .with_context(|| format!("read {}", program.display()))?;
+            let prog = program::text::parse(&src)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", program.display()))?;
+            let run = |p: &program::Program| match &lab {
+                Some(share) => shrink::findings_in_fresh_boot(p, share),
+                None => shrink::findings_here(p),
+            };
+            let first = run(&prog)?;
+            let target: std::collections::BTreeSet<String> = if finding.is_empty() {
+                first.clone()
+            } else {
+                let sigs: std::collections::BTreeSet<String> = first
+                    .iter()
+                    .filter(|s| finding.iter().any(|f| s.starts_with(f.as_str())))
+                    .cloned()
+                    .collect();
+                anyhow::ensure!(
+                    sigs.len() >= finding.len(),
+                    "the program does not give {finding:?}; it gives {first:?}"
+                );
+                sigs
+            };
+            anyhow::ensure!(
+                !target.is_empty(),
+                "{} gives no finding: nothing to shrink for",
+                program.display()
+            );
+            let lockdep = target.iter().any(|s| {
+                s.contains("circular locking")
+                    || s.contains("invalid wait context")
+                    || s.contains("lock state")
+                    || s.contains("recursive locking")
+            });
+            anyhow::ensure!(
+                lab.is_some() || !lockdep,
+                "the target is a lockdep report, which the kernel gives once per boot: shrink it with a fresh \
+                 boot per candidate (ci/lab/shrink.sh {})",
+                program.display()
+            );
+            eprintln!("shrinking {} ops for {target:?}", prog.ops.len());
+            let mut reproduces = |p: &program::Program| {
+                let got = run(p).unwrap_or_default();
+                target.is_subset(&got)
+            };
+            let r = shrink::shrink(&prog, &mut reproduces);
+            eprintln!(
+                "shrunk {} -> {} ops in {} candidates, {:.1} s",
+                r.ops_before, r.ops_after, r.tries, r.seconds
+            );
+            match out {
+                Some(o) => std::fs::write(&o, r.program.to_string())
+                    .with_context(|| format!("write {}", o.display()))?,
+                None => print!("{}", r.program),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Repro { c, program, out } => {
+            anyhow::ensure!(c, "give the format: --c (the only one so far)");
+            let src = std::fs::read_to_string(&program)
+                .with_context(|| format!("read {}", program.display()))?;
+            let prog = program::text::parse(&src)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", program.display()))?;
+            let code = m2mfuzz::repro::to_c(&prog);
+            match out {
+                Some(o) => {
+                    std::fs::write(&o, code).with_context(|| format!("write {}", o.display()))?
+                }
+                None => print!("{code}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Watch { json, command } => {
+            let mut oracles = OracleSet::new(OracleOptions::default());
+            let output = std::process::Command::new(&command[0])
+                .args(&command[1..])
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .with_context(|| format!("run {}", command[0]))?;
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            if !json {
+                print!("{stdout}");
+            }
+            let mut verdict = oracles.finish();
+            for line in stdout.lines() {
+                if let Some((kind, title)) = line
+                    .strip_prefix("FINDING: ")
+                    .and_then(|f| f.split_once(": "))
+                {
+                    let kind = match kind {
+                        "hang" => m2mfuzz::oracle::Kind::Hang,
+                        "stale-read" => m2mfuzz::oracle::Kind::StaleRead,
+                        "leaked-fence" => m2mfuzz::oracle::Kind::LeakedFence,
+                        _ => m2mfuzz::oracle::Kind::Splat,
+                    };
+                    let f = m2mfuzz::oracle::Finding::new(
+                        kind,
+                        title.to_string(),
+                        line.to_string(),
+                        None,
+                    );
+                    if !verdict.findings.iter().any(|g| g.signature == f.signature) {
+                        verdict.findings.push(f);
+                    }
+                }
+            }
+            // A leak explains a hang on the same timeline, as in `run`.
+            if verdict
+                .findings
+                .iter()
+                .any(|f| f.kind == m2mfuzz::oracle::Kind::LeakedFence)
+            {
+                verdict
+                    .findings
+                    .retain(|f| f.kind != m2mfuzz::oracle::Kind::Hang);
+            }
+            print_verdict(&verdict, json)?;
+            Ok(if verdict.findings.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

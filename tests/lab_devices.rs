@@ -655,3 +655,93 @@ fn replay_fails_clearly_on_a_broken_expectation() {
         "{table}"
     );
 }
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn shrink_reaches_the_hand_written_stale_read_program() {
+    use m2mfuzz::shrink;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = std::fs::read_to_string(root.join("corpora/faults/stale-read-fences-off.m2m"))
+        .or_else(|_| std::fs::read_to_string("/host/corpora/faults/stale-read-fences-off.m2m"))
+        .expect("the corpus program");
+    let hand = text::parse(&src).unwrap();
+    // The same bug inside a noisier program: a second context's job, extra exports and sleeps.
+    let mut noisy = hand.clone();
+    let noise = text::parse(&format!("# m2mfuzz program v1\n{VIM2M_JOB}")).unwrap();
+    let mut renamed: Vec<_> = noise.ops.clone();
+    for op in &mut renamed {
+        for h in op.inputs_mut() {
+            h.id += 7;
+        }
+        if let Some(h) = op.output_mut() {
+            h.id += 7;
+        }
+    }
+    noisy.ops.splice(3..3, renamed);
+    noisy.ops.insert(1, text::parse_op("sleep ms=5").unwrap());
+    let target = "stale-read: stale read after fence on vim2m".to_string();
+    assert!(
+        shrink::findings_here(&noisy).unwrap().contains(&target),
+        "the noisy program reproduces"
+    );
+    let r = shrink::shrink(&noisy, &mut |p| {
+        shrink::findings_here(p)
+            .map(|f| f.contains(&target))
+            .unwrap_or(false)
+    });
+    eprintln!(
+        "shrunk {} -> {} ops ({} candidates, {:.1} s):\n{}",
+        r.ops_before, r.ops_after, r.tries, r.seconds, r.program
+    );
+    assert!(
+        r.ops_after <= hand.ops.len(),
+        "{} ops, the hand-written program has {}",
+        r.ops_after,
+        hand.ops.len()
+    );
+    assert!(
+        shrink::findings_here(&r.program).unwrap().contains(&target),
+        "the shrunk program still reproduces"
+    );
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn a_worker_stuck_uninterruptibly_is_reported_not_waited_for() {
+    use m2mfuzz::exec::supervise::run_supervised;
+    // STREAMOFF during a 10 s vim2m job waits for it uninterruptibly (m2m cancel_job): the
+    // watchdog's signal cannot break that wait, so the supervisor must report it.
+    let prog = text::parse(
+        "# m2mfuzz program v1\n\
+         open node=vim2m -> c0\n\
+         set_ctrl c0 id=0x981900 value=10000\n\
+         reqbufs c0 queue=out count=1 memory=mmap\n\
+         reqbufs c0 queue=cap count=1 memory=mmap\n\
+         qbuf c0 queue=cap index=0\n\
+         qbuf c0 queue=out index=0\n\
+         streamon c0 queue=out\n\
+         streamon c0 queue=cap\n\
+         streamoff c0 queue=cap\n",
+    )
+    .unwrap();
+    let opts = ExecOptions {
+        op_deadline: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let t = std::time::Instant::now();
+    let stuck =
+        run_supervised(prog, opts, (), Duration::from_millis(500)).expect_err("STREAMOFF is stuck");
+    assert_eq!(stuck.index, 8, "the STREAMOFF");
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "reported in time: {:?}",
+        t.elapsed()
+    );
+    assert!(
+        stuck.kernel_stack.contains("v4l2_m2m_cancel_job"),
+        "{}",
+        stuck.kernel_stack
+    );
+    // Let the job end before the next test uses vim2m.
+    std::thread::sleep(Duration::from_secs(10));
+}

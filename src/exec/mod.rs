@@ -4,6 +4,7 @@
 //! [`Observer`] without the executor knowing them.
 mod ops;
 pub mod outcome;
+pub mod supervise;
 pub mod watchdog;
 
 use crate::program::{Handle, Op, Program, ResKind};
@@ -244,6 +245,20 @@ impl ExecState {
                 Err(e) => return Err(OpResult::errno(e)),
                 Ok(v) => return Ok(v),
             }
+        }
+    }
+}
+
+/// No observer: `Option<O>` observes when it holds one.
+impl<O: Observer> Observer for Option<O> {
+    fn before_op(&mut self, index: usize, op: &Op) {
+        if let Some(o) = self {
+            o.before_op(index, op)
+        }
+    }
+    fn after_op(&mut self, index: usize, op: &Op, outcome: &Outcome, state: &ExecState) {
+        if let Some(o) = self {
+            o.after_op(index, op, outcome, state)
         }
     }
 }

@@ -181,8 +181,16 @@ impl OracleSet {
                             .into(),
                     );
                 }
-                let mut f = Finding::new(Kind::Splat, s.title.clone(), s.text.clone(), None);
-                f.signature = splat_signature(&s);
+                // A task stuck uninterruptibly in the code under test is a hang, told by the kernel.
+                let kind = if s.class == splat::SplatClass::HungTask {
+                    Kind::Hang
+                } else {
+                    Kind::Splat
+                };
+                let mut f = Finding::new(kind, s.title.clone(), s.text.clone(), None);
+                if kind == Kind::Splat {
+                    f.signature = splat_signature(&s);
+                }
                 f.under_test = s.under_test;
                 if s.under_test {
                     v.findings.push(f);

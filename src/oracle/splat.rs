@@ -394,7 +394,11 @@ fn title(class: SplatClass, func: &str, first: &str) -> String {
 fn attribute(class: SplatClass, text: &str, ut: &UnderTest) -> (bool, String) {
     // The report's own backtrace first; lockdep's dependency chains (recorded earlier) after.
     let own = text.find("Call Trace:").map_or("", |i| &text[i..]);
-    if let Some(f) = frames(own).into_iter().chain(frames(text)).find(|f| ut.frame_matches(f)) {
+    if let Some(f) = frames(own)
+        .into_iter()
+        .chain(frames(text))
+        .find(|f| ut.frame_matches(f))
+    {
         return (true, format!("frame {f}"));
     }
     let lockdep = matches!(

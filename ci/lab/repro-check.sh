@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# C reproducers reproduce: for each corpus program, `m2mfuzz repro --c`, compile it statically on
+# the host, run it in a fresh lab boot (its # switch: on the kernel command line) under
+# `m2mfuzz watch`, and require the findings its # expect: lines name.
+#   repro-check.sh [--out DIR] [PROGRAM…]   (default: corpora/*/*.m2m)
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+need_pkgs jq gcc libc6-dev
+out="$REPO_DIR/lab-out/repro"
+if [ "${1:-}" = --out ]; then out=$2; shift 2; fi
+progs=("$@"); [ ${#progs[@]} -gt 0 ] || progs=("$REPO_DIR"/corpora/*/*.m2m)
+rm -rf "$out"; mkdir -p "$out/share/repros"
+"$LAB_DIR/build-guest-bins.sh" "$out/share"
+"$LAB_DIR/build-kernel.sh" >/dev/null
+headers="$LAB_CACHE/headers/include"
+fail=0
+for p in "${progs[@]}"; do
+    name=$(basename "$p" .m2m)
+    "$out/share/bin/m2mfuzz" repro --c "$p" -o "$out/share/repros/$name.c"
+    gcc -Wall -Wextra -Werror -O2 -static -I"$headers" -o "$out/share/repros/$name" "$out/share/repros/$name.c" \
+        || die "$name: the reproducer does not compile"
+    sw=$(sed -n 's/^# switch: //p' "$p" | head -1)
+    printf '/host/bin/m2mfuzz watch --json -- /host/repros/%s > /host/out/%s.jsonl\n' "$name" "$name" > "$out/job-$name.sh"
+    "$LAB_DIR/run.sh" --out "$out/$name" --share "$out/share" --timeout 300 --cmdline "$sw" "$out/job-$name.sh" >/dev/null 2>&1 || true
+    got=$(jq -r 'select(.finding) | "\(.finding.kind | gsub("_"; "-")): \(.finding.title)"' "$out/share/out/$name.jsonl" 2>/dev/null | sort -u)
+    want=$(sed -n 's/^# expect: //p' "$p" | grep -vx clean | sort -u || true)
+    if [ "$got" = "$want" ]; then res=reproduced; else res="DIFFERENT (expected: ${want//$'\n'/; })"; fail=1; fi
+    printf '%-28s %-12s %s\n' "$name" "$res" "${got:-none}" | tr '\n' ' ' ; echo
+done
+[ $fail = 0 ] || die "some C reproducers did not reproduce; see $out"

@@ -1,0 +1,288 @@
+//! C reproducers: one standalone C file per program, using only libc and the kernel's uapi
+//! headers, one statement group per op with the op's text as a comment, fit to paste into a
+//! linux-media report. Hangs and stale reads are detected by the reproducer itself and printed
+//! as `FINDING: <kind>: <title>` lines in the oracles' format; splats and leaked fences are seen
+//! in the kernel log and trace, as with any reproducer.
+use crate::exec::BufId;
+use crate::program::{Arg, Handle, Memory, Op, Program, Queue, ResKind};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+const PREAMBLE: &str = include_str!("preamble.c");
+
+fn q(queue: Queue) -> u32 {
+    match queue {
+        Queue::Out => 0,
+        Queue::Cap => 1,
+        Queue::Raw(v) => v,
+    }
+}
+
+fn var(h: &Handle) -> String {
+    h.to_string()
+}
+
+fn opt_i(v: Option<u32>) -> String {
+    v.map_or("-1".into(), |x| x.to_string())
+}
+
+fn c_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The C source of a reproducer for `p`.
+pub fn to_c(p: &Program) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "/*\n * m2mfuzz reproducer. Build: gcc -Wall -O2 -o repro repro.c; run as root.\n *"
+    );
+    let _ = writeln!(s, " * The program it was generated from:\n *");
+    for line in p.to_string().lines() {
+        let _ = writeln!(s, " *   {}", line.replace("*/", "* /"));
+    }
+    let _ = writeln!(s, " */\n{PREAMBLE}");
+    let _ = writeln!(s, "int main(void)\n{{");
+    // Declarations, one per handle.
+    // Every handle that appears, produced or not (an unbound one stays -1: the call fails EBADF).
+    let mut handles: Vec<Handle> = p
+        .ops
+        .iter()
+        .flat_map(|o| o.inputs().into_iter().chain(o.output()))
+        .collect();
+    handles.sort();
+    handles.dedup();
+    for h in &handles {
+        let v = var(h);
+        match h.kind {
+            ResKind::Ctx => {
+                let _ = writeln!(s, "\tstatic struct ctx {v} = {{ .fd = -1, .media = -1 }};");
+            }
+            ResKind::Mapping => {
+                let _ = writeln!(s, "\tunsigned char *{v} __attribute__((unused)) = NULL;\n\tsize_t {v}_len __attribute__((unused)) = 0;");
+            }
+            _ => {
+                let _ = writeln!(s, "\tint {v} __attribute__((unused)) = -1;");
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\tlong r;\n\t(void)r;\n\tsetvbuf(stdout, NULL, _IONBF, 0);\n"
+    );
+    // Which buffer a dmabuf / mapping / sync_file stands for, and each context's driver.
+    let mut prov: BTreeMap<Handle, BufId> = BTreeMap::new();
+    let mut driver: BTreeMap<Handle, String> = BTreeMap::new();
+    let ctx_index = |h: &Handle| h.id.min(15);
+    for (i, op) in p.ops.iter().enumerate() {
+        let text = op.to_string();
+        let _ = writeln!(s, "\t/* {} */", text.replace("*/", "* /"));
+        let lit = c_str(&text);
+        let body = emit(op, &mut prov, &mut driver, &ctx_index);
+        let _ = writeln!(s, "{body}\treport({i}, {lit}, r);\n");
+    }
+    let _ = writeln!(
+        s,
+        "\tprintf(\"%d ok, %d errors\\n\", ok_count, err_count);\n\treturn 0;\n}}"
+    );
+    s
+}
+
+fn emit(
+    op: &Op,
+    prov: &mut BTreeMap<Handle, BufId>,
+    driver: &mut BTreeMap<Handle, String>,
+    ctx_index: &dyn Fn(&Handle) -> u32,
+) -> String {
+    let mem = |m: Option<Memory>| m.map_or("-1".to_string(), |m| m.raw().to_string());
+    match op {
+        Op::Open { node, ret } => {
+            let sel = node.to_text().unwrap_or_default();
+            driver.insert(*ret, sel.split(':').next().unwrap_or("").to_string());
+            format!("\tr = open_node(&{}, {});\n", var(ret), c_str(&sel))
+        }
+        Op::Close { h } => format!("\tr = close({0}.fd); if ({0}.media >= 0) close({0}.media);\n", var(h)),
+        Op::CloseDmabuf { h } | Op::CloseSync { h } | Op::CloseRequest { h } | Op::CloseTimeline { h } => {
+            format!("\tr = close({});\n", var(h))
+        }
+        Op::Munmap { h } => format!("\tr = munmap({0}, {0}_len);\n", var(h)),
+        Op::GFmt { ctx, queue } => format!("\tr = do_fmt(&{}, {}, VIDIOC_G_FMT, 0, 0, 0, 0);\n", var(ctx), q(*queue)),
+        Op::SFmt { ctx, queue, fourcc, width, height, planes } => format!(
+            "\tr = do_fmt(&{}, {}, VIDIOC_S_FMT, {:#x}, {width}, {height}, {});\n",
+            var(ctx),
+            q(*queue),
+            fourcc.0,
+            planes.unwrap_or(1)
+        ),
+        Op::Reqbufs { ctx, queue, count, memory } => {
+            format!("\tr = do_reqbufs(&{}, {}, {count}, {});\n", var(ctx), q(*queue), memory.raw())
+        }
+        Op::CreateBufs { ctx, queue, count, memory, .. } => {
+            format!("\tr = do_create_bufs(&{}, {}, {count}, {});\n", var(ctx), q(*queue), memory.raw())
+        }
+        Op::RemoveBufs { ctx, queue, index, count } => format!(
+            "\t{{ struct v4l2_remove_buffers rb = {{ .index = {index}, .count = {count}, .type = buf_type(&{0}, {1}) }};\n\t  r = xioctl({0}.fd, VIDIOC_REMOVE_BUFS, &rb); }}\n",
+            var(ctx),
+            q(*queue)
+        ),
+        Op::Querybuf { ctx, queue, index } => format!(
+            "\tr = do_buf(&{}, VIDIOC_QUERYBUF, {}, {index}, -1, -1, -1, -1, -1, -1);\n",
+            var(ctx),
+            q(*queue)
+        ),
+        Op::Mmap { ctx, queue, index, plane, ret } => {
+            prov.insert(*ret, BufId { ctx: *ctx, queue: *queue, index: *index });
+            format!(
+                "\t{0} = do_mmap(&{1}, {2}, {index}, {3}, &{0}_len); r = {0} ? (long){0}_len : -1;\n",
+                var(ret),
+                var(ctx),
+                q(*queue),
+                plane.unwrap_or(0)
+            )
+        }
+        Op::MmapDmabuf { dmabuf, ret } => {
+            if let Some(b) = prov.get(dmabuf).copied() {
+                prov.insert(*ret, b);
+            }
+            format!(
+                "\t{0}_len = lseek({1}, 0, SEEK_END); {0} = mmap(NULL, {0}_len, PROT_READ | PROT_WRITE, MAP_SHARED, {1}, 0);\n\tif ({0} == MAP_FAILED)\n\t\t{0} = NULL;\n\tr = {0} ? (long){0}_len : -1;\n",
+                var(ret),
+                var(dmabuf)
+            )
+        }
+        Op::Fill { map, byte } => format!("\tif ({0})\n\t\tmemset({0}, {1:#x}, {0}_len);\n\tr = {0} ? (long){0}_len : -1;\n", var(map), byte.0 as u8),
+        Op::Check { map, byte } => {
+            let (c, qq, idx, drv) = match prov.get(map) {
+                Some(b) => (ctx_index(&b.ctx) as i64, q(b.queue) as i64, b.index as i64, driver.get(&b.ctx).cloned().unwrap_or_default()),
+                None => (-1, -1, -1, String::new()),
+            };
+            format!(
+                "\tr = {0} ? do_check({0}, {0}_len, {1:#x}, {c}, {qq}, {idx}, {2}) : -1;\n\tprintf(\"     %ld of %zu bytes differ\\n\", r, {0}_len);\n",
+                var(map),
+                byte.0 as u8,
+                c_str(&drv)
+            )
+        }
+        Op::Qbuf { ctx, queue, index, memory, dmabuf, request, bytesused, flags, field } => {
+            let mut out = format!(
+                "\tr = do_buf(&{}, VIDIOC_QBUF, {}, {index}, {}, {}, {}, {}, {}, {});\n",
+                var(ctx),
+                q(*queue),
+                mem(*memory),
+                dmabuf.map_or("-1".into(), |d| var(&d)),
+                request.map_or("-1".into(), |r| var(&r)),
+                opt_i(*bytesused),
+                flags.map_or("-1".into(), |f| format!("{:#x}", f.0)),
+                opt_i(*field)
+            );
+            if *queue == Queue::Cap {
+                let _ = writeln!(out, "\tcomplete_buf[{}][1][{} & 31] = 0;", ctx_index(ctx), index);
+            }
+            out
+        }
+        Op::Dqbuf { ctx, queue, memory, timeout_ms } => {
+            let mut out = format!(
+                "\tr = do_dqbuf(&{}, {}, {}, {});\n",
+                var(ctx),
+                q(*queue),
+                mem(*memory),
+                timeout_ms.unwrap_or(2000)
+            );
+            if *queue == Queue::Cap {
+                let _ = writeln!(out, "\tif (r >= 0) complete_buf[{}][1][r & 31] = 2;", ctx_index(ctx));
+            }
+            out
+        }
+        Op::Streamon { ctx, queue } => format!("\tr = do_stream(&{}, VIDIOC_STREAMON, {});\n", var(ctx), q(*queue)),
+        Op::Streamoff { ctx, queue } => format!("\tr = do_stream(&{}, VIDIOC_STREAMOFF, {});\n", var(ctx), q(*queue)),
+        Op::Expbuf { ctx, queue, index, plane, flags, ret } => {
+            prov.insert(*ret, BufId { ctx: *ctx, queue: *queue, index: *index });
+            format!(
+                "\tr = {0} = do_expbuf(&{1}, {2}, {index}, {3}, {4});\n",
+                var(ret),
+                var(ctx),
+                q(*queue),
+                plane.unwrap_or(0),
+                flags.map_or("-1".into(), |f| format!("{:#x}", f.0))
+            )
+        }
+        Op::ExportSyncFile { dmabuf, dir, ret } => {
+            if let Some(b) = prov.get(dmabuf).copied() {
+                prov.insert(*ret, b);
+            }
+            format!(
+                "\t{{ struct dma_buf_export_sync_file e = {{ .flags = {}, .fd = -1 }};\n\t  r = xioctl({}, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &e); {} = e.fd; }}\n",
+                dir.raw(),
+                var(dmabuf),
+                var(ret)
+            )
+        }
+        Op::ImportSyncFile { dmabuf, sync, dir } => format!(
+            "\t{{ struct dma_buf_import_sync_file i = {{ .flags = {}, .fd = {} }};\n\t  r = xioctl({}, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &i); }}\n",
+            dir.raw(),
+            var(sync),
+            var(dmabuf)
+        ),
+        Op::DmabufSync { dmabuf, phase, dir } => format!(
+            "\t{{ struct dma_buf_sync s = {{ .flags = {} }}; r = xioctl({}, DMA_BUF_IOCTL_SYNC, &s); }}\n",
+            phase.raw() | dir.raw(),
+            var(dmabuf)
+        ),
+        Op::Wait { sync, timeout_ms } => {
+            let mut out = format!("\tr = do_wait({}, {timeout_ms});\n", var(sync));
+            if let Some(b) = prov.get(sync).filter(|b| b.queue == Queue::Cap) {
+                let _ = writeln!(
+                    out,
+                    "\t{{ char d[32], t[32]; if (r == 1 && fence_status({}, d, t) == 1) complete_buf[{}][1][{} & 31] = 1; }}",
+                    var(sync),
+                    ctx_index(&b.ctx),
+                    b.index
+                );
+            }
+            out
+        }
+        Op::PollDmabuf { dmabuf, events, timeout_ms } => format!(
+            "\t{{ struct pollfd p = {{ {}, {}, 0 }}; r = poll(&p, 1, {timeout_ms}); if (r > 0) r = p.revents; }}\n",
+            var(dmabuf),
+            events.raw()
+        ),
+        Op::FenceInfo { sync } => {
+            let mut out = format!(
+                "\t{{ char d[32], t[32]; r = fence_status({0}, d, t); printf(\"     status %ld: %s/%s\\n\", r, d, t);\n",
+                var(sync)
+            );
+            if let Some(b) = prov.get(sync).filter(|b| b.queue == Queue::Cap) {
+                let _ = write!(out, "\t  if (r == 1) complete_buf[{}][1][{} & 31] = 1;", ctx_index(&b.ctx), b.index);
+            }
+            out + " }\n"
+        }
+        Op::Merge { a, b, ret } => format!(
+            "\t{{ struct sync_merge_data m = {{ .name = \"m2mfuzz\", .fd2 = {}, .fence = -1 }};\n\t  r = xioctl({}, SYNC_IOC_MERGE, &m); {} = m.fence; }}\n",
+            var(b),
+            var(a),
+            var(ret)
+        ),
+        Op::RequestAlloc { ctx, ret } => format!(
+            "\tif ({0}.media < 0) {{ char p[96]; snprintf(p, sizeof(p), \"/sys/class/video4linux/%s/device\", {0}.path + 5);\n\t  for (int n = 0; n < 16 && {0}.media < 0; n++) {{ char q[128], m[32]; snprintf(q, sizeof(q), \"%s/media%d\", p, n);\n\t    if (!access(q, F_OK)) {{ snprintf(m, sizeof(m), \"/dev/media%d\", n); {0}.media = open(m, O_RDWR | O_CLOEXEC); }} }} }}\n\tr = xioctl({0}.media, MEDIA_IOC_REQUEST_ALLOC, &{1}); if (!r) r = {1};\n",
+            var(ctx),
+            var(ret)
+        ),
+        Op::RequestQueue { req } => format!("\tr = xioctl({}, MEDIA_REQUEST_IOC_QUEUE, NULL);\n", var(req)),
+        Op::RequestReinit { req } => format!("\tr = xioctl({}, MEDIA_REQUEST_IOC_REINIT, NULL);\n", var(req)),
+        Op::SetCtrl { ctx, id, value, request } => format!(
+            "\t{{ struct v4l2_ext_control c = {{ .id = {:#x}, .value64 = {value}LL }};\n\t  struct v4l2_ext_controls cs = {{ .which = {}, .count = 1, .request_fd = {}, .controls = &c }};\n\t  r = xioctl({}.fd, VIDIOC_S_EXT_CTRLS, &cs); }}\n",
+            id.0,
+            if request.is_some() { "V4L2_CTRL_WHICH_REQUEST_VAL" } else { "V4L2_CTRL_WHICH_CUR_VAL" },
+            request.map_or("0".into(), |r| var(&r)),
+            var(ctx)
+        ),
+        Op::SwTimeline { ret } => format!("\tr = {} = open(\"/sys/kernel/debug/sync/sw_sync\", O_RDWR | O_CLOEXEC);\n", var(ret)),
+        Op::SwFence { timeline, value, ret } => format!(
+            "\t{{ struct sw_sync_create_fence_data d = {{ .value = {value}, .name = \"m2mfuzz\", .fence = -1 }};\n\t  r = xioctl({}, SW_SYNC_IOC_CREATE_FENCE, &d); {} = d.fence; }}\n",
+            var(timeline),
+            var(ret)
+        ),
+        Op::SwInc { timeline, by } => format!("\t{{ __u32 by = {by}; r = xioctl({}, SW_SYNC_IOC_INC, &by); }}\n", var(timeline)),
+        Op::Sleep { ms } => format!("\tr = usleep({ms} * 1000);\n"),
+    }
+}

@@ -1,0 +1,294 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/dma-buf.h>
+#include <linux/media.h>
+#include <linux/sync_file.h>
+#include <linux/videodev2.h>
+
+/* sw_sync has no public header (drivers/dma-buf/sw_sync.c). */
+struct sw_sync_create_fence_data { __u32 value; char name[32]; __s32 fence; };
+#define SW_SYNC_IOC_CREATE_FENCE _IOWR('W', 0, struct sw_sync_create_fence_data)
+#define SW_SYNC_IOC_INC _IOW('W', 1, __u32)
+
+/* Not every reproducer uses every helper. */
+#define HELPER static __attribute__((unused))
+
+/* A published fence must signal this long after a wait gave up, or it is a hang. */
+#define FENCE_DEADLINE_MS 5000
+
+struct ctx {
+	int fd, media, mplane;
+	unsigned mem[2], sizeimage[2], planes[2];
+	char path[32];
+};
+
+HELPER int ok_count, err_count;
+
+HELPER void report(int i, const char *op, long r)
+{
+	if (r < 0)
+		printf("%4d %-60s %s\n", i, op, strerror(errno)), err_count++;
+	else
+		printf("%4d %-60s ok %ld\n", i, op, r), ok_count++;
+}
+
+HELPER long xioctl(int fd, unsigned long req, void *arg)
+{
+	int r;
+	do
+		r = ioctl(fd, req, arg);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/* The first m2m node whose driver (and, after ':', video name) matches. */
+HELPER int open_node(struct ctx *c, const char *sel)
+{
+	char drv[64], name[64] = "", p[96];
+	const char *colon = strchr(sel, ':');
+	snprintf(drv, sizeof(drv), "%.*s", colon ? (int)(colon - sel) : (int)strlen(sel), sel);
+	if (colon)
+		snprintf(name, sizeof(name), "%s", colon + 1);
+	memset(c, 0, sizeof(*c));
+	c->media = -1;
+	for (int n = 0; n < 64; n++) {
+		struct v4l2_capability cap;
+		snprintf(c->path, sizeof(c->path), "/dev/video%d", n);
+		int fd = open(c->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		memset(&cap, 0, sizeof(cap));
+		unsigned caps = 0;
+		if (!xioctl(fd, VIDIOC_QUERYCAP, &cap))
+			caps = cap.capabilities & V4L2_CAP_DEVICE_CAPS ? cap.device_caps : cap.capabilities;
+		int match = (caps & (V4L2_CAP_VIDEO_M2M | V4L2_CAP_VIDEO_M2M_MPLANE)) && !strcmp((char *)cap.driver, drv);
+		if (match && name[0]) {
+			char vn[64] = "";
+			snprintf(p, sizeof(p), "/sys/class/video4linux/video%d/name", n);
+			FILE *f = fopen(p, "r");
+			if (f) {
+				if (fgets(vn, sizeof(vn), f))
+					vn[strcspn(vn, "\n")] = 0;
+				fclose(f);
+			}
+			match = !strcmp(vn, name);
+		}
+		if (match) {
+			c->fd = fd;
+			c->mplane = !!(caps & V4L2_CAP_VIDEO_M2M_MPLANE);
+			c->mem[0] = c->mem[1] = V4L2_MEMORY_MMAP;
+			c->planes[0] = c->planes[1] = 1;
+			return fd;
+		}
+		close(fd);
+	}
+	errno = ENODEV;
+	return -1;
+}
+
+/* q: 0 OUTPUT, 1 CAPTURE; other values are raw buffer types. */
+HELPER unsigned buf_type(struct ctx *c, unsigned q)
+{
+	if (q == 0)
+		return c->mplane ? V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE : V4L2_BUF_TYPE_VIDEO_OUTPUT;
+	if (q == 1)
+		return c->mplane ? V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE : V4L2_BUF_TYPE_VIDEO_CAPTURE;
+	return q;
+}
+
+HELPER long do_fmt(struct ctx *c, unsigned q, unsigned long req, __u32 fourcc, __u32 w, __u32 h, __u8 planes)
+{
+	struct v4l2_format f;
+	memset(&f, 0, sizeof(f));
+	f.type = buf_type(c, q);
+	if (req == VIDIOC_S_FMT) {
+		if (c->mplane) {
+			f.fmt.pix_mp.width = w, f.fmt.pix_mp.height = h, f.fmt.pix_mp.pixelformat = fourcc;
+			f.fmt.pix_mp.field = V4L2_FIELD_NONE, f.fmt.pix_mp.num_planes = planes;
+		} else {
+			f.fmt.pix.width = w, f.fmt.pix.height = h, f.fmt.pix.pixelformat = fourcc;
+			f.fmt.pix.field = V4L2_FIELD_NONE;
+		}
+	}
+	long r = xioctl(c->fd, req, &f);
+	if (r == 0 && q < 2) {
+		c->sizeimage[q] = c->mplane ? f.fmt.pix_mp.plane_fmt[0].sizeimage : f.fmt.pix.sizeimage;
+		c->planes[q] = c->mplane && f.fmt.pix_mp.num_planes ? f.fmt.pix_mp.num_planes : 1;
+	}
+	return r;
+}
+
+HELPER long do_reqbufs(struct ctx *c, unsigned q, unsigned count, unsigned mem)
+{
+	struct v4l2_requestbuffers rb;
+	memset(&rb, 0, sizeof(rb));
+	rb.count = count, rb.type = buf_type(c, q), rb.memory = mem;
+	long r = xioctl(c->fd, VIDIOC_REQBUFS, &rb);
+	if (r == 0 && q < 2)
+		c->mem[q] = mem;
+	return r ? r : (long)rb.count;
+}
+
+HELPER long do_create_bufs(struct ctx *c, unsigned q, unsigned count, unsigned mem)
+{
+	struct v4l2_create_buffers cb;
+	memset(&cb, 0, sizeof(cb));
+	cb.count = count, cb.memory = mem, cb.format.type = buf_type(c, q);
+	if (xioctl(c->fd, VIDIOC_G_FMT, &cb.format))
+		return -1;
+	long r = xioctl(c->fd, VIDIOC_CREATE_BUFS, &cb);
+	if (r == 0 && q < 2)
+		c->mem[q] = mem;
+	return r ? r : (long)cb.index;
+}
+
+/* QBUF, QUERYBUF or DQBUF; returns the index (DQBUF/QBUF) or flags (QUERYBUF). */
+HELPER long do_buf(struct ctx *c, unsigned long req, unsigned q, unsigned index, int mem, int dmabuf,
+		   int request, long bytesused, long flags, long field)
+{
+	struct v4l2_buffer b;
+	struct v4l2_plane planes[VIDEO_MAX_PLANES];
+	memset(&b, 0, sizeof(b));
+	memset(planes, 0, sizeof(planes));
+	b.index = index, b.type = buf_type(c, q);
+	b.memory = mem >= 0 ? (unsigned)mem : c->mem[q < 2 ? q : 0];
+	if (c->mplane)
+		b.m.planes = planes, b.length = VIDEO_MAX_PLANES;
+	if (req == VIDIOC_QBUF) {
+		unsigned used = bytesused >= 0 ? (unsigned)bytesused : (q == 0 ? c->sizeimage[0] : 0);
+		b.flags = flags >= 0 ? (unsigned)flags : 0;
+		b.field = field >= 0 ? (unsigned)field : (q == 0 ? V4L2_FIELD_NONE : V4L2_FIELD_ANY);
+		long dlen = dmabuf >= 0 ? lseek(dmabuf, 0, SEEK_END) : 0;
+		if (c->mplane) {
+			b.length = c->planes[q < 2 ? q : 0];
+			planes[0].bytesused = used;
+			if (dmabuf >= 0)
+				planes[0].m.fd = dmabuf, planes[0].length = dlen;
+		} else {
+			b.bytesused = used;
+			if (dmabuf >= 0)
+				b.m.fd = dmabuf, b.length = dlen;
+		}
+		if (request >= 0)
+			b.flags |= V4L2_BUF_FLAG_REQUEST_FD, b.request_fd = request;
+	}
+	long r = xioctl(c->fd, req, &b);
+	if (r)
+		return r;
+	if (req == VIDIOC_DQBUF && (b.flags & V4L2_BUF_FLAG_ERROR))
+		printf("     (buffer %u returned with ERROR)\n", b.index);
+	return req == VIDIOC_QUERYBUF ? (long)b.flags : (long)b.index;
+}
+
+HELPER long do_dqbuf(struct ctx *c, unsigned q, int mem, int timeout_ms)
+{
+	struct pollfd p = { c->fd, q == 0 ? POLLOUT : POLLIN, 0 };
+	if (poll(&p, 1, timeout_ms) == 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	return do_buf(c, VIDIOC_DQBUF, q, 0, mem, -1, -1, -1, -1, -1);
+}
+
+HELPER long do_stream(struct ctx *c, unsigned long req, unsigned q)
+{
+	int t = buf_type(c, q);
+	return xioctl(c->fd, req, &t);
+}
+
+HELPER long do_expbuf(struct ctx *c, unsigned q, unsigned index, unsigned plane, long flags)
+{
+	struct v4l2_exportbuffer e;
+	memset(&e, 0, sizeof(e));
+	e.type = buf_type(c, q), e.index = index, e.plane = plane;
+	e.flags = flags >= 0 ? (unsigned)flags : O_CLOEXEC | O_RDWR;
+	return xioctl(c->fd, VIDIOC_EXPBUF, &e) ? -1 : e.fd;
+}
+
+HELPER void *do_mmap(struct ctx *c, unsigned q, unsigned index, unsigned plane, size_t *len)
+{
+	struct v4l2_buffer b;
+	struct v4l2_plane planes[VIDEO_MAX_PLANES];
+	memset(&b, 0, sizeof(b));
+	memset(planes, 0, sizeof(planes));
+	b.index = index, b.type = buf_type(c, q), b.memory = V4L2_MEMORY_MMAP;
+	if (c->mplane)
+		b.m.planes = planes, b.length = VIDEO_MAX_PLANES;
+	if (xioctl(c->fd, VIDIOC_QUERYBUF, &b))
+		return NULL;
+	off_t off = c->mplane ? planes[plane].m.mem_offset : b.m.offset;
+	*len = c->mplane ? planes[plane].length : b.length;
+	void *m = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, off);
+	return m == MAP_FAILED ? NULL : m;
+}
+
+/* SYNC_IOC_FILE_INFO: status, and the first fence's driver/timeline. */
+HELPER int fence_status(int fd, char *driver, char *timeline)
+{
+	struct sync_fence_info fi[4];
+	struct sync_file_info info;
+	memset(&info, 0, sizeof(info));
+	memset(fi, 0, sizeof(fi));
+	info.num_fences = 4;
+	info.sync_fence_info = (uintptr_t)fi;
+	if (xioctl(fd, SYNC_IOC_FILE_INFO, &info))
+		return -1000;
+	snprintf(driver, 32, "%s", info.num_fences ? fi[0].driver_name : "");
+	snprintf(timeline, 32, "%s", info.num_fences ? fi[0].obj_name : "");
+	return info.status;
+}
+
+HELPER int poll_in(int fd, int ms)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	return poll(&p, 1, ms);
+}
+
+/* A timeline without its context number: vim2m-cap-22 -> vim2m-cap. */
+HELPER void stable_timeline(char *t)
+{
+	char *d = strrchr(t, '-');
+	if (d && d[1] && strspn(d + 1, "0123456789") == strlen(d + 1))
+		*d = 0;
+}
+
+/* Wait on a sync_file; a vb2 (producer) fence still pending after the deadline is a hang. */
+HELPER long do_wait(int fd, int ms)
+{
+	char drv[32], tl[32];
+	if (poll_in(fd, ms) > 0)
+		return 1;
+	if (fence_status(fd, drv, tl) == 0 && !strcmp(drv, "vb2")) {
+		if (poll_in(fd, FENCE_DEADLINE_MS) > 0)
+			return 1;
+		stable_timeline(tl);
+		printf("FINDING: hang: release fence hang on %s\n", tl);
+	}
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+/* Buffers the kernel said are complete (by a fence or DQBUF), for the stale-read check. */
+HELPER int complete_buf[16][2][32];
+
+HELPER long do_check(const unsigned char *m, size_t len, unsigned char byte, int ctx, int q, int index,
+		     const char *driver)
+{
+	long differ = 0;
+	for (size_t i = 0; i < len; i++)
+		differ += m[i] != byte;
+	if (differ && q == 1 && ctx >= 0 && complete_buf[ctx][1][index & 31])
+		printf("FINDING: stale-read: stale read after %s on %s\n",
+		       complete_buf[ctx][1][index & 31] == 2 ? "DQBUF" : "fence", driver);
+	return differ;
+}

@@ -1,0 +1,299 @@
+//! Shrinking: the shortest program that still gives the same finding. Delta debugging removes
+//! ops; then ops whose handles are never produced go, and what is left is simplified (optional
+//! arguments dropped, counts and sleeps reduced). A candidate is kept only when `reproduces`
+//! says it still gives the target signature; each candidate runs from a clean state (the caller's
+//! closure opens everything anew, or boots a fresh kernel).
+use crate::program::{Op, Program};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+/// What a shrink did.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    /// The smallest program found.
+    pub program: Program,
+    /// Candidates tried.
+    pub tries: usize,
+    /// Ops before and after.
+    pub ops_before: usize,
+    /// Ops after.
+    pub ops_after: usize,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+fn with_ops(p: &Program, ops: Vec<Op>) -> Program {
+    Program {
+        header: p.header.clone(),
+        ops,
+    }
+}
+
+/// Delta debugging (ddmin) over the ops.
+fn ddmin(p: &Program, test: &mut dyn FnMut(&Program) -> bool) -> Program {
+    let mut ops = p.ops.clone();
+    let mut n = 2usize;
+    while ops.len() >= 2 {
+        let chunk = ops.len().div_ceil(n);
+        let mut reduced = false;
+        // Try removing each chunk (testing complements; single chunks rarely reproduce alone).
+        let mut start = 0;
+        while start < ops.len() {
+            let end = (start + chunk).min(ops.len());
+            let cand: Vec<Op> = ops[..start].iter().chain(&ops[end..]).cloned().collect();
+            if !cand.is_empty() && test(&with_ops(p, cand.clone())) {
+                ops = cand;
+                n = (n - 1).max(2);
+                reduced = true;
+                break;
+            }
+            start = end;
+        }
+        if !reduced {
+            if n >= ops.len() {
+                break;
+            }
+            n = (n * 2).min(ops.len());
+        }
+    }
+    with_ops(p, ops)
+}
+
+/// Drop ops that use a handle no earlier op produces (they would only be skipped).
+fn drop_dead(p: &Program) -> Program {
+    let mut produced = BTreeSet::new();
+    let mut ops = Vec::new();
+    for op in &p.ops {
+        if op.inputs().iter().all(|h| produced.contains(h)) {
+            if let Some(h) = op.output() {
+                produced.insert(h);
+            }
+            ops.push(op.clone());
+        }
+    }
+    with_ops(p, ops)
+}
+
+/// Simpler variants of one op, most aggressive first.
+fn simpler(op: &Op) -> Vec<Op> {
+    let mut v = Vec::new();
+    let mut push = |o: Op| {
+        if &o != op {
+            v.push(o)
+        }
+    };
+    match op {
+        Op::Qbuf { .. } => {
+            if let Op::Qbuf {
+                ctx,
+                queue,
+                index,
+                memory,
+                dmabuf,
+                request,
+                ..
+            } = op.clone()
+            {
+                push(Op::Qbuf {
+                    ctx,
+                    queue,
+                    index,
+                    memory,
+                    dmabuf,
+                    request,
+                    bytesused: None,
+                    flags: None,
+                    field: None,
+                });
+            }
+        }
+        Op::Reqbufs {
+            ctx,
+            queue,
+            count,
+            memory,
+        } if *count > 1 => push(Op::Reqbufs {
+            ctx: *ctx,
+            queue: *queue,
+            count: 1,
+            memory: *memory,
+        }),
+        Op::CreateBufs {
+            ctx,
+            queue,
+            count,
+            memory,
+            ..
+        } => push(Op::CreateBufs {
+            ctx: *ctx,
+            queue: *queue,
+            count: (*count).min(1),
+            memory: *memory,
+            width: None,
+            height: None,
+        }),
+        Op::Expbuf {
+            ctx,
+            queue,
+            index,
+            ret,
+            ..
+        } => push(Op::Expbuf {
+            ctx: *ctx,
+            queue: *queue,
+            index: *index,
+            plane: None,
+            flags: None,
+            ret: *ret,
+        }),
+        Op::Mmap {
+            ctx,
+            queue,
+            index,
+            ret,
+            ..
+        } => push(Op::Mmap {
+            ctx: *ctx,
+            queue: *queue,
+            index: *index,
+            plane: None,
+            ret: *ret,
+        }),
+        Op::SFmt {
+            ctx,
+            queue,
+            fourcc,
+            width,
+            height,
+            ..
+        } => push(Op::SFmt {
+            ctx: *ctx,
+            queue: *queue,
+            fourcc: *fourcc,
+            width: *width,
+            height: *height,
+            planes: None,
+        }),
+        Op::Dqbuf { ctx, queue, .. } => push(Op::Dqbuf {
+            ctx: *ctx,
+            queue: *queue,
+            memory: None,
+            timeout_ms: None,
+        }),
+        Op::Sleep { ms } if *ms > 1 => push(Op::Sleep { ms: ms / 2 }),
+        _ => {}
+    }
+    v
+}
+
+/// Shrink `p` while `reproduces` holds; `reproduces(p)` must be true for the input.
+pub fn shrink(p: &Program, reproduces: &mut dyn FnMut(&Program) -> bool) -> Shrunk {
+    let start = Instant::now();
+    let mut tries = 0usize;
+    let mut test = |c: &Program| {
+        tries += 1;
+        reproduces(c)
+    };
+    let mut best = ddmin(p, &mut test);
+    let dead = drop_dead(&best);
+    if dead.ops.len() < best.ops.len() && test(&dead) {
+        best = dead;
+    }
+    // Single-op removal to a fixpoint catches what chunked removal skipped.
+    let mut i = 0;
+    while i < best.ops.len() && best.ops.len() > 1 {
+        let mut ops = best.ops.clone();
+        ops.remove(i);
+        let cand = with_ops(&best, ops);
+        if test(&cand) {
+            best = cand;
+        } else {
+            i += 1;
+        }
+    }
+    for i in 0..best.ops.len() {
+        for s in simpler(&best.ops[i]) {
+            let mut ops = best.ops.clone();
+            ops[i] = s;
+            let cand = with_ops(&best, ops);
+            if test(&cand) {
+                best = cand;
+                break;
+            }
+        }
+    }
+    let mut program = best;
+    program.set_header("shrunk-from", &format!("{} ops", p.ops.len()));
+    Shrunk {
+        ops_before: p.ops.len(),
+        ops_after: program.ops.len(),
+        program,
+        tries,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Findings of one run of `p` in this boot, with its `# switch:` parameters set, as signatures.
+pub fn findings_here(p: &Program) -> anyhow::Result<BTreeSet<String>> {
+    use crate::exec::{ExecOptions, Executor};
+    use crate::oracle::{OracleOptions, OracleSet};
+    let switches = crate::corpus::parse_switches(p.header("switch").unwrap_or(""))
+        .map_err(anyhow::Error::msg)?;
+    let _applied = crate::corpus::Applied::apply(&switches).map_err(anyhow::Error::msg)?;
+    let mut oracles = OracleSet::new(OracleOptions::default());
+    Executor::new(ExecOptions::default()).run_observed(p, &mut oracles);
+    Ok(oracles
+        .finish()
+        .findings
+        .into_iter()
+        .map(|f| f.signature)
+        .collect())
+}
+
+/// Findings of `p` run in a fresh lab boot (`ci/lab/run.sh`), its `# switch:` on the kernel
+/// command line. `share` holds the guest's static `bin/m2mfuzz` (ci/lab/build-guest-bins.sh).
+pub fn findings_in_fresh_boot(
+    p: &Program,
+    share: &std::path::Path,
+) -> anyhow::Result<BTreeSet<String>> {
+    use anyhow::Context;
+    let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/lab/run.sh");
+    std::fs::write(share.join("cand.m2m"), p.to_string())?;
+    let job = share.join("cand-job.sh");
+    std::fs::write(
+        &job,
+        "/host/bin/m2mfuzz run --json /host/cand.m2m > /host/out/cand.jsonl 2>/host/out/cand.err\n",
+    )?;
+    let out = share.parent().unwrap_or(share).join("boot");
+    let status = std::process::Command::new("bash")
+        .arg(&run)
+        .args(["--out"])
+        .arg(&out)
+        .args(["--share"])
+        .arg(share)
+        .args([
+            "--timeout",
+            "300",
+            "--cmdline",
+            p.header("switch").unwrap_or(""),
+        ])
+        .arg(&job)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("run {}", run.display()))?;
+    let text = std::fs::read_to_string(share.join("out/cand.jsonl")).with_context(|| {
+        format!(
+            "no results from the lab boot (run.sh exit {status}); console: {}/console.log",
+            out.display()
+        )
+    })?;
+    let mut sigs = BTreeSet::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        if let Some(s) = v["finding"]["signature"].as_str() {
+            sigs.insert(s.to_string());
+        }
+    }
+    Ok(sigs)
+}
