@@ -8,6 +8,8 @@ pub mod exec;
 pub mod oracle;
 pub mod profile;
 pub mod program;
+pub mod report;
 pub mod repro;
 pub mod shrink;
+pub mod stress;
 pub mod uapi;

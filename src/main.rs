@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use m2mfuzz::exec::{supervise, ExecOptions};
 use m2mfuzz::oracle::{OracleOptions, OracleSet, Verdict};
 use m2mfuzz::program::generate::{generate, GenConfig, RngChoices};
-use m2mfuzz::{corpus, device, profile, program, shrink};
+use m2mfuzz::{corpus, device, profile, program, report, shrink, stress};
 use rand::SeedableRng;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +89,53 @@ enum Cmd {
         #[arg(required = true, last = true)]
         command: Vec<String>,
     },
+    /// Run a stress profile: workers running generated programs concurrently, findings stored in
+    /// a run directory as they come. `--recover DIR` names the programs a crashed run was running.
+    Stress {
+        /// Stress profile (stress-profiles/*.toml).
+        #[arg(long, required_unless_present = "recover")]
+        profile: Option<PathBuf>,
+        /// Run directory (default: runs/PROFILE-UNIXTIME).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Base seed (default: the profile's, else the clock).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override the profile's duration (90s, 10m, 8h).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Override the worker count (0: one per CPU).
+        #[arg(long)]
+        workers: Option<u32>,
+        /// Set a module parameter for the run: module.param=value (repeatable).
+        #[arg(long = "switch", value_name = "MODULE.PARAM=VALUE")]
+        switches: Vec<String>,
+        /// End the run at the first finding.
+        #[arg(long)]
+        stop_on_finding: bool,
+        /// Plain progress lines even on a terminal.
+        #[arg(long)]
+        plain: bool,
+        /// After a crash: name the programs the run directory's journal says were running.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with = "profile")]
+        recover: Option<PathBuf>,
+        /// With --recover: also the last `m2mfuzz: worker N program K` markers of this console log.
+        #[arg(long, requires = "recover")]
+        console: Option<PathBuf>,
+    },
+    /// Report on stress runs: Markdown tables (a second run dir is compared side by side with the
+    /// first, e.g. baseline vs patched kernel), or JSON lines.
+    Report {
+        /// One or two run directories.
+        #[arg(required = true, num_args = 1..=2)]
+        runs: Vec<PathBuf>,
+        /// JSON lines for CI.
+        #[arg(long)]
+        json: bool,
+        /// Write here (default: stdout).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// Generate a program for a driver from a seed and print it.
     Generate {
         /// Driver profile: vim2m, visl, vicodec, vicodec-stateless, rga, hantro.
@@ -124,6 +171,10 @@ fn apply_node_overrides(nodes: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    profile::stress::parse_duration(s)
 }
 
 fn print_verdict(v: &Verdict, json: bool) -> Result<()> {
@@ -229,16 +280,7 @@ fn real_main() -> Result<ExitCode> {
                 Ok(r) => r,
                 Err(stuck) => {
                     // The worker is blocked uninterruptibly in the kernel: report, do not wait.
-                    let op = &prog.ops[stuck.index];
-                    let f = m2mfuzz::oracle::Finding::new(
-                        m2mfuzz::oracle::Kind::Hang,
-                        format!("{} stuck in the kernel", op.name()),
-                        format!(
-                            "op {} `{op}` has not returned after {:.0} s; kernel stack:\n{}",
-                            stuck.index, stuck.seconds, stuck.kernel_stack
-                        ),
-                        Some(stuck.index),
-                    );
+                    let f = m2mfuzz::oracle::Finding::stuck(&prog.ops[stuck.index], &stuck);
                     let v = Verdict {
                         findings: vec![f],
                         ..Default::default()
@@ -426,6 +468,69 @@ fn real_main() -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Cmd::Stress {
+            profile: prof,
+            out,
+            seed,
+            duration,
+            workers,
+            switches,
+            stop_on_finding,
+            plain,
+            recover,
+            console,
+        } => {
+            if let Some(dir) = recover {
+                return recover_cmd(&dir, console.as_deref());
+            }
+            let path = prof.expect("clap requires --profile");
+            let p = profile::stress::StressProfile::load(&path)?;
+            let out = out.unwrap_or_else(|| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                PathBuf::from("runs").join(format!("{}-{now}", p.name))
+            });
+            stress::install_stop_handler();
+            let opts = stress::RunOptions {
+                out: out.clone(),
+                seed,
+                duration,
+                workers,
+                switches,
+                stop_on_finding,
+                plain,
+            };
+            let t = stress::run(&p, &opts)?;
+            eprintln!(
+                "run directory: {} (m2mfuzz report {})",
+                out.display(),
+                out.display()
+            );
+            Ok(if t.findings.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Cmd::Report { runs, json, out } => {
+            let reports = runs
+                .iter()
+                .map(|r| report::load(r))
+                .collect::<Result<Vec<_>>>()?;
+            let text = if json {
+                report::json_lines(&reports)
+            } else {
+                report::markdown(&reports)
+            };
+            match out {
+                Some(o) => {
+                    std::fs::write(&o, text).with_context(|| format!("write {}", o.display()))?
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Generate {
             driver,
             seed,
@@ -451,4 +556,56 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `stress --recover`: the journal's programs, and the console's last markers when given.
+fn recover_cmd(dir: &std::path::Path, console: Option<&std::path::Path>) -> Result<ExitCode> {
+    let rec = stress::store::recover(dir)?;
+    anyhow::ensure!(
+        !rec.is_empty(),
+        "{}: the journal is empty: the run died before its first program",
+        dir.display()
+    );
+    let running: Vec<_> = rec.iter().filter(|r| !r.finished).collect();
+    println!(
+        "{}: {} workers journalled; {} were running a program:",
+        dir.display(),
+        rec.len(),
+        running.len()
+    );
+    for r in &rec {
+        println!(
+            "  worker {} program {} seed {}: {} ({})",
+            r.worker,
+            r.k,
+            r.seed.map_or("?".into(), |s| s.to_string()),
+            if r.finished {
+                "had finished"
+            } else {
+                "RUNNING"
+            },
+            r.path.display()
+        );
+    }
+    if let Some(log) = console {
+        let text =
+            std::fs::read_to_string(log).with_context(|| format!("read {}", log.display()))?;
+        let mut last: std::collections::BTreeMap<String, String> = Default::default();
+        for l in text.lines() {
+            if let Some(i) = l.find("m2mfuzz: worker ") {
+                let m = &l[i..];
+                let w = m.split_whitespace().nth(2).unwrap_or("?").to_string();
+                last.insert(w, m.to_string());
+            }
+        }
+        println!("last markers in {}:", log.display());
+        for m in last.values() {
+            println!("  {m}");
+        }
+    }
+    println!(
+        "replay one with: m2mfuzz run {}",
+        running.first().unwrap_or(&&rec[0]).path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -745,3 +745,93 @@ fn a_worker_stuck_uninterruptibly_is_reported_not_waited_for() {
     // Let the job end before the next test uses vim2m.
     std::thread::sleep(Duration::from_secs(10));
 }
+
+/// Count trace lines per event name in `cat trace` text.
+fn count_events(text: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut m = std::collections::BTreeMap::new();
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        if let Some(ev) = l
+            .split(": ")
+            .nth(1)
+            .map(str::trim)
+            .filter(|e| !e.contains(' '))
+        {
+            *m.entry(ev.to_string()).or_default() += 1;
+        }
+    }
+    m
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn a_short_stress_run_is_clean_and_its_counts_match_tracefs() {
+    use m2mfuzz::profile::stress::StressProfile;
+    assert_lockdep_on();
+    // An independent tracefs instance, read by this test alone, is the reference count.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let inst = std::path::Path::new("/sys/kernel/tracing/instances/stress-check");
+    let _ = std::fs::remove_dir(inst);
+    std::fs::create_dir(inst).unwrap();
+    std::fs::write(inst.join("buffer_size_kb"), "16384").unwrap();
+    for sys in ["dma_fence", "vb2"] {
+        std::fs::write(inst.join("events").join(sys).join("enable"), "1").unwrap();
+    }
+    let profile = StressProfile::parse(
+        "duration = 30\nworkers = 2\nepoch_ms = 2000\n\
+         [[target]]\ndriver = \"vim2m\"\ncontexts = 2\ntrans_time_ms = 1\n\
+         [[target]]\ndriver = \"visl\"\n",
+        std::path::Path::new("lab-test.toml"),
+    )
+    .unwrap();
+    let out = std::env::temp_dir().join("stress-run");
+    let _ = std::fs::remove_dir_all(&out);
+    let opts = m2mfuzz::stress::RunOptions {
+        out: out.clone(),
+        seed: Some(11),
+        plain: true,
+        ..Default::default()
+    };
+    let totals = m2mfuzz::stress::run(&profile, &opts).unwrap();
+    let reference = count_events(&std::fs::read_to_string(inst.join("trace")).unwrap());
+    for sys in ["dma_fence", "vb2"] {
+        std::fs::write(inst.join("events").join(sys).join("enable"), "0").unwrap();
+    }
+    let _ = std::fs::remove_dir(inst);
+    let report = m2mfuzz::report::load(&out).unwrap();
+    let findings: Vec<String> = report.findings.iter().map(|f| f.title.clone()).collect();
+    assert!(
+        findings.is_empty(),
+        "a clean kernel gave findings: {findings:?}"
+    );
+    assert!(
+        totals.programs >= 4,
+        "only {} programs ran",
+        totals.programs
+    );
+    assert!(
+        report.fences_published > 0,
+        "no release fence was published"
+    );
+    assert_eq!(report.fences_published, report.fences_signalled);
+    assert_eq!(report.trace_lost, 0);
+    for ev in [
+        "dma_fence_init",
+        "dma_fence_emit",
+        "dma_fence_signaled",
+        "dma_fence_destroy",
+        "vb2_buf_queue",
+        "vb2_buf_done",
+        "vb2_qbuf",
+        "vb2_dqbuf",
+    ] {
+        assert_eq!(
+            report.events.get(ev).copied().unwrap_or(0),
+            reference.get(ev).copied().unwrap_or(0),
+            "{ev}: the report and tracefs disagree (report {:?}, tracefs {:?})",
+            report.events,
+            reference
+        );
+    }
+    let md = m2mfuzz::report::markdown(&[report]);
+    assert!(md.contains("| dma_fence_emit |"), "{md}");
+}

@@ -21,7 +21,7 @@ src_ver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
 patches=()
 while IFS= read -r p; do patches+=("$p"); done < <(find "$LAB_DIR/patches" -name '*.patch' | sort)
 key=$( { echo "$src_ver"; echo "$extra_cfg"; cat "$LAB_DIR/kernel.config" "$0";
-         for p in "${patches[@]}"; do echo "$p"; cat "$p"; done; } | sha256sum | cut -c1-16)
+         for p in "${patches[@]}"; do basename "$p"; cat "$p"; done; } | sha256sum | cut -c1-16)
 out="$LAB_CACHE/kernel-$key"
 if [ -f "$out/bzImage" ]; then
     log "kernel cached: $out"

@@ -1,32 +1,20 @@
 #!/usr/bin/env bash
-# The main job without hardware: boot the lab kernel and run m2mfuzz in it (probe, the sample
-# program, and a generated program), printing what m2mfuzz prints.
-#   main.sh [--out DIR] [--cmdline "ARGS"]
+# The main job without hardware: boot the lab kernel and run `m2mfuzz stress` with the lab-smoke
+# profile (vim2m + visl, 10 minutes), then write the report (lab-out/main/report.md).
+#   main.sh [--duration 10m] [--profile stress-profiles/lab-smoke.toml] [--cmdline "ARGS"] [-- STRESS-ARGS…]
+# Exit code: 0 clean, 1 findings (see the report and lab-out/main/share/out/run/findings/).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-out="$REPO_DIR/lab-out/main" cmdline=""
+profile="stress-profiles/lab-smoke.toml" cmdline="" duration=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --out) out=$2; shift 2 ;;
+        --duration) duration=$2; shift 2 ;;
+        --profile) profile=$2; shift 2 ;;
         --cmdline) cmdline=$2; shift 2 ;;
+        --) shift; break ;;
         *) die "unknown argument $1" ;;
     esac
 done
-rm -rf "$out"; mkdir -p "$out/share"
-"$LAB_DIR/build-guest-bins.sh" "$out/share"
-cp -r "$REPO_DIR/corpora" "$out/share/"
-cat > "$out/job.sh" <<'JOB'
-cd /host
-set -x
-./bin/m2mfuzz probe
-./bin/m2mfuzz run corpora/lab/vim2m-job.m2m
-./bin/m2mfuzz generate --driver vim2m --seed 1 --ops 20 > /tmp/gen.m2m
-cat /tmp/gen.m2m
-./bin/m2mfuzz run /tmp/gen.m2m
-JOB
-set +e
-"$LAB_DIR/run.sh" --out "$out" --timeout 600 --share "$out/share" --cmdline "$cmdline" "$out/job.sh"
-rc=$?
-set -e
-cat "$out/share/out/job.log" 2>/dev/null || true
-exit $rc
+args=("$@")
+[ -z "$duration" ] || args=(--duration "$duration" "${args[@]}")
+exec "$LAB_DIR/stress.sh" --out "$REPO_DIR/lab-out/main" --profile "$profile" --cmdline "$cmdline" -- "${args[@]}"

@@ -39,7 +39,7 @@ set +e
 timeout --kill-after=10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 \
     -display none -monitor none -serial "file:$console" -no-reboot \
     -kernel "$kernel" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 oops=panic loglevel=7 rdinit=/init $cmdline" \
+    -append "console=ttyS0 panic=-1 oops=panic loglevel=7 printk.devkmsg=on rdinit=/init $cmdline" \
     -virtfs "local,path=$share,mount_tag=host,security_model=none,id=host" </dev/null
 qrc=$?
 set -e

@@ -61,46 +61,98 @@ impl HangOracle {
         match op {
             Op::Wait { sync, .. } => {
                 let Some(fd) = st.raw_fd(sync) else { return };
-                let pending: Vec<String> = fence_info(fd)
-                    .map(|(_, d)| {
-                        vb2_fences(&d)
-                            .into_iter()
-                            .filter(|f| f.1 == 0)
-                            .map(|f| f.0)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if pending.is_empty() {
-                    return; // not a producer fence of the code under test (e.g. sw_sync)
+                self.judge_fences(index, op, fd, false);
+            }
+            // DMA_BUF_IOCTL_SYNC waits for every fence of the dmabuf: look at which ones.
+            Op::DmabufSync { dmabuf, .. } => {
+                let Some(dfd) = st.raw_fd(dmabuf) else { return };
+                let mut e = crate::uapi::dmabuf::dma_buf_export_sync_file {
+                    flags: crate::uapi::dmabuf::DMA_BUF_SYNC_RW as u32,
+                    fd: -1,
+                };
+                if crate::uapi::ioctl::export_sync_file(dfd, &mut e).is_err() {
+                    return self.findings.push(blocked(index, op, outcome));
                 }
-                if poll_in(fd, self.fence_deadline) {
-                    return; // slow, but it did signal
-                }
-                let info = fence_info(fd).map(|(_, d)| d).unwrap_or_default();
-                let tl = super::ledger::stable_timeline(&pending[0]).to_string();
-                let mut f = Finding::new(
-                    Kind::Hang,
-                    format!("release fence hang on {tl}"),
-                    format!(
-                        "op {index} `{op}` timed out; the fence was still pending {} s later with no \
-                         other op running: {info}",
-                        self.fence_deadline.as_secs_f32()
-                    ),
-                    Some(index),
-                );
-                f.fence_timelines = pending;
-                self.findings.push(f);
+                // SAFETY: the ioctl returned a new fd that nothing else owns.
+                let sync =
+                    unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(e.fd) };
+                self.judge_fences(index, op, std::os::fd::AsRawFd::as_raw_fd(&sync), true);
             }
             Op::Dqbuf { .. } | Op::PollDmabuf { .. } => {} // waiting for userspace's own buffers
-            _ => self.findings.push(Finding::new(
-                Kind::Hang,
-                format!("{} blocked", op.name()),
-                format!(
-                    "op {index} `{op}` did not return before its deadline; interrupted after {:?}",
-                    outcome.duration
-                ),
-                Some(index),
-            )),
+            _ => self.findings.push(blocked(index, op, outcome)),
         }
     }
+
+    /// A wait on `fd`'s fences timed out: a producer fence still pending after the deadline is a
+    /// hang; a fence of the program's own (sw_sync) is not the code under test's. With
+    /// `blocked_if_none`, nothing pending at all means the op blocked on nothing: a kernel bug.
+    fn judge_fences(&mut self, index: usize, op: &Op, fd: i32, blocked_if_none: bool) {
+        let detail = fence_info(fd).map(|(_, d)| d).unwrap_or_default();
+        let fences = all_fences(&detail);
+        if fences.iter().any(|(drv, _, st)| drv != "vb2" && *st == 0) {
+            return; // the program's own fence (sw_sync) holds it
+        }
+        let pending: Vec<String> = fences
+            .into_iter()
+            .filter(|(drv, _, st)| drv == "vb2" && *st == 0)
+            .map(|(_, tl, _)| tl)
+            .collect();
+        if pending.is_empty() {
+            if blocked_if_none {
+                self.findings.push(Finding::new(
+                    Kind::Hang,
+                    format!("{} blocked", op.name()),
+                    format!("op {index} `{op}` did not return before its deadline with no fence pending: {detail}"),
+                    Some(index),
+                ));
+            }
+            return;
+        }
+        if poll_in(fd, self.fence_deadline) {
+            return; // slow, but it did signal
+        }
+        let info = fence_info(fd).map(|(_, d)| d).unwrap_or_default();
+        let tl = super::ledger::stable_timeline(&pending[0]).to_string();
+        let mut f = Finding::new(
+            Kind::Hang,
+            format!("release fence hang on {tl}"),
+            format!(
+                "op {index} `{op}` timed out; the fence was still pending {} s later with no \
+                 other op running: {info}",
+                self.fence_deadline.as_secs_f32()
+            ),
+            Some(index),
+        );
+        f.fence_timelines = pending;
+        self.findings.push(f);
+    }
+}
+
+fn blocked(index: usize, op: &Op, outcome: &Outcome) -> Finding {
+    Finding::new(
+        Kind::Hang,
+        format!("{} blocked", op.name()),
+        format!(
+            "op {index} `{op}` did not return before its deadline; interrupted after {:?}",
+            outcome.duration
+        ),
+        Some(index),
+    )
+}
+
+/// Every `driver/timeline:status` entry of a fence_info detail.
+pub fn all_fences(detail: &str) -> Vec<(String, String, i32)> {
+    let Some(list) = detail.split("fences=[").nth(1) else {
+        return Vec::new();
+    };
+    list.split(']')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|f| {
+            let (drv, rest) = f.split_once('/')?;
+            let (tl, st) = rest.rsplit_once(':')?;
+            Some((drv.to_string(), tl.to_string(), st.parse().ok()?))
+        })
+        .collect()
 }

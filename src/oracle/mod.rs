@@ -57,6 +57,9 @@ pub struct Finding {
     /// Timelines of the fences involved (hangs), to reconcile with the ledger.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fence_timelines: Vec<String>,
+    /// For leaked fences: the fence's (context, seqno) in the ledger.
+    #[serde(skip)]
+    pub fence_key: Option<(u32, u32)>,
 }
 
 impl Finding {
@@ -70,7 +73,21 @@ impl Finding {
             evidence,
             under_test: true,
             fence_timelines: Vec::new(),
+            fence_key: None,
         }
+    }
+
+    /// An op that never came back from the kernel (see [`crate::exec::supervise`]).
+    pub fn stuck(op: &Op, stuck: &crate::exec::supervise::Stuck) -> Finding {
+        Finding::new(
+            Kind::Hang,
+            format!("{} stuck in the kernel", op.name()),
+            format!(
+                "op {} `{op}` has not returned after {:.0} s; kernel stack:\n{}",
+                stuck.index, stuck.seconds, stuck.kernel_stack
+            ),
+            Some(stuck.index),
+        )
     }
 }
 
@@ -120,6 +137,7 @@ pub struct OracleSet {
     stale: stale::StaleOracle,
     under_test: splat::UnderTest,
     notes: Vec<String>,
+    absorbed: Vec<Finding>,
 }
 
 impl OracleSet {
@@ -152,7 +170,38 @@ impl OracleSet {
             stale: Default::default(),
             under_test: Default::default(),
             notes,
+            absorbed: Vec::new(),
         }
+    }
+
+    /// Only the per-program oracles (hangs and stale reads): for one of several concurrent
+    /// workers, whose kernel-wide evidence (kmsg, ledger) one shared [`OracleSet::new`] reads.
+    pub fn local(opts: OracleOptions) -> OracleSet {
+        OracleSet {
+            hang: hang::HangOracle {
+                fence_deadline: opts.fence_deadline,
+                findings: Vec::new(),
+            },
+            opts,
+            kmsg: None,
+            trace: None,
+            stale: Default::default(),
+            under_test: Default::default(),
+            notes: Vec::new(),
+            absorbed: Vec::new(),
+        }
+    }
+
+    /// The per-program findings so far (hangs, stale reads), taken out.
+    pub fn take_local(&mut self) -> Vec<Finding> {
+        let mut v = std::mem::take(&mut self.hang.findings);
+        v.append(&mut self.stale.findings);
+        v
+    }
+
+    /// Findings from local sets, to conclude with this set's kernel-wide evidence in `finish`.
+    pub fn absorb(&mut self, findings: Vec<Finding>) {
+        self.absorbed.extend(findings);
     }
 
     /// Conclude a program: call after the executor has released its resources.
@@ -162,6 +211,7 @@ impl OracleSet {
             notes: std::mem::take(&mut self.notes),
             ..Default::default()
         };
+        v.findings.append(&mut self.absorbed);
         v.findings.append(&mut self.hang.findings);
         v.findings.append(&mut self.stale.findings);
         if let Some(t) = &self.trace {
@@ -229,6 +279,7 @@ impl OracleSet {
                     None,
                 );
                 finding.fence_timelines = vec![f.timeline.clone()];
+                finding.fence_key = Some((f.context, f.seqno));
                 leaked.push(finding);
             }
         }

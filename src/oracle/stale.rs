@@ -1,14 +1,31 @@
 //! Stale reads: once a fence or DQBUF says a CAPTURE buffer is complete, a `check` of its contents
 //! must find the job's output, not what was there before (the canary).
+//!
+//! `check m byte=B` means "the buffer should hold B" (the expected output), unless B is the canary
+//! last `fill`ed into that mapping: then it means "the canary should be gone", and only a buffer
+//! that is still all canary is stale. A fence counts as saying "complete" only when its sync_file
+//! was exported after the buffer's latest QBUF and holds a signalled producer (vb2) fence; a
+//! signalled stub counts only where the driver's release fences are known off (a stock kernel,
+//! the lab's switches), since the design publishes the fence at device_run, not at QBUF.
+use super::hang::all_fences;
 use super::{Finding, Kind};
 use crate::exec::{BufId, ExecState, OpResult, Outcome};
-use crate::program::{Op, Queue};
-use std::collections::BTreeMap;
+use crate::program::{Handle, Op, Queue};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Tracks which buffers the kernel has said are complete, and how.
 #[derive(Default)]
 pub struct StaleOracle {
     complete: BTreeMap<BufId, String>,
+    /// QBUF count per buffer: a sync_file exported before the latest QBUF says nothing of it.
+    qgen: BTreeMap<BufId, u32>,
+    queued: BTreeSet<BufId>,
+    /// Sync file → (buffer, its QBUF count at export, queued at export).
+    exports: BTreeMap<Handle, (BufId, u32, bool)>,
+    /// Mapping → the canary byte last filled into it.
+    canary: BTreeMap<Handle, u8>,
+    /// Handles of buffers freed by a later REQBUFS: their memory is no queue's any more.
+    orphaned: BTreeSet<Handle>,
     /// Findings so far.
     pub findings: Vec<Finding>,
 }
@@ -20,27 +37,57 @@ fn ok_value(o: &Outcome) -> Option<i64> {
     }
 }
 
+/// Whether the lab driver's release fences are switched off (module parameter reads N).
+fn fences_known_off(driver: &str) -> bool {
+    let param = match driver {
+        "vim2m" => "/sys/module/vim2m/parameters/release_fences",
+        "visl" => "/sys/module/visl/parameters/visl_release_fences",
+        _ => return false,
+    };
+    std::fs::read_to_string(param).is_ok_and(|v| v.trim() == "N")
+}
+
 impl StaleOracle {
+    fn fence_says_complete(&self, sync: &Handle, detail: &str, st: &ExecState) -> Option<BufId> {
+        let (b, gen, queued) = *self.exports.get(sync)?;
+        if self.orphaned.contains(sync) || !queued || self.qgen.get(&b).copied().unwrap_or(0) != gen
+        {
+            return None;
+        }
+        let fences = all_fences(detail);
+        let producer = fences.iter().any(|(d, _, s)| d == "vb2" && *s == 1);
+        let stub = !fences.iter().any(|(d, _, _)| d == "vb2");
+        let driver = st.driver_of(&b.ctx).unwrap_or("");
+        (producer || (stub && fences_known_off(driver))).then_some(b)
+    }
+
     /// Judge one op's outcome.
     pub fn after_op(&mut self, index: usize, op: &Op, o: &Outcome, st: &ExecState) {
         let Some(v) = ok_value(o) else { return };
         let detail = o.detail.as_deref().unwrap_or("");
-        let buf = |h| {
+        let cap = |h: &Handle| {
             st.provenance
                 .get(h)
                 .copied()
                 .filter(|b: &BufId| b.queue == Queue::Cap)
         };
         match op {
+            Op::ExportSyncFile { ret, .. } => {
+                if let Some(b) = cap(ret) {
+                    let gen = self.qgen.get(&b).copied().unwrap_or(0);
+                    self.exports
+                        .insert(*ret, (b, gen, self.queued.contains(&b)));
+                }
+            }
             // A fence that signalled without error says the buffer is written.
             Op::Wait { sync, .. } if v == 1 && detail.contains("status=1") => {
-                if let Some(b) = buf(sync) {
+                if let Some(b) = self.fence_says_complete(sync, detail, st) {
                     self.complete
                         .insert(b, format!("op {index} `{op}` (fence signalled)"));
                 }
             }
             Op::FenceInfo { sync } if v == 1 => {
-                if let Some(b) = buf(sync) {
+                if let Some(b) = self.fence_says_complete(sync, detail, st) {
                     self.complete
                         .insert(b, format!("op {index} `{op}` (fence signalled: {detail})"));
                 }
@@ -49,14 +96,17 @@ impl StaleOracle {
                 ctx,
                 queue: Queue::Cap,
                 ..
-            } if !detail.contains("ERROR") => {
+            } => {
                 let b = BufId {
                     ctx: *ctx,
                     queue: Queue::Cap,
                     index: v as u32,
                 };
-                self.complete
-                    .insert(b, format!("op {index} `{op}` (DQBUF done)"));
+                self.queued.remove(&b);
+                if !detail.contains("ERROR") {
+                    self.complete
+                        .insert(b, format!("op {index} `{op}` (DQBUF done)"));
+                }
             }
             Op::Qbuf {
                 ctx,
@@ -64,32 +114,68 @@ impl StaleOracle {
                 index: i,
                 ..
             } => {
-                self.complete.remove(&BufId {
+                let b = BufId {
                     ctx: *ctx,
                     queue: Queue::Cap,
                     index: *i,
-                });
+                };
+                self.complete.remove(&b);
+                *self.qgen.entry(b).or_default() += 1;
+                self.queued.insert(b);
             }
-            Op::Check { map, byte } if v > 0 => {
-                if let Some(b) = buf(map) {
-                    if let Some(how) = self.complete.get(&b) {
-                        let driver = st.driver_of(&b.ctx).unwrap_or("unknown").to_string();
-                        let via = if how.contains("DQBUF") {
-                            "DQBUF"
-                        } else {
-                            "fence"
-                        };
-                        self.findings.push(Finding::new(
-                            Kind::StaleRead,
-                            format!("stale read after {via} on {driver}"),
-                            format!(
-                                "op {index} `{op}`: {detail}, although {how} said CAPTURE buffer {} of {} was complete",
-                                b.index, b.ctx
-                            ),
-                            Some(index),
-                        ));
-                        let _ = byte;
+            Op::Streamoff {
+                ctx,
+                queue: Queue::Cap,
+            } => self.queued.retain(|b| b.ctx != *ctx),
+            Op::Reqbufs {
+                ctx,
+                queue: Queue::Cap,
+                ..
+            }
+            | Op::RemoveBufs {
+                ctx,
+                queue: Queue::Cap,
+                ..
+            } => {
+                for (h, b) in &st.provenance {
+                    if b.ctx == *ctx && b.queue == Queue::Cap {
+                        self.orphaned.insert(*h);
                     }
+                }
+                self.complete.retain(|b, _| b.ctx != *ctx);
+                self.queued.retain(|b| b.ctx != *ctx);
+            }
+            Op::Fill { map, byte } => {
+                self.canary.insert(*map, byte.0 as u8);
+            }
+            Op::Check { map, byte } => {
+                if self.orphaned.contains(map) {
+                    return;
+                }
+                let Some(b) = cap(map) else { return };
+                let Some(how) = self.complete.get(&b) else {
+                    return;
+                };
+                let canary = self.canary.get(map) == Some(&(byte.0 as u8));
+                // Against the canary: stale only if nothing was written; against the expected
+                // output: stale if any byte differs.
+                let stale = if canary { v == 0 } else { v > 0 };
+                if stale {
+                    let driver = st.driver_of(&b.ctx).unwrap_or("unknown").to_string();
+                    let via = if how.contains("DQBUF") {
+                        "DQBUF"
+                    } else {
+                        "fence"
+                    };
+                    self.findings.push(Finding::new(
+                        Kind::StaleRead,
+                        format!("stale read after {via} on {driver}"),
+                        format!(
+                            "op {index} `{op}`: {detail}, although {how} said CAPTURE buffer {} of {} was complete",
+                            b.index, b.ctx
+                        ),
+                        Some(index),
+                    ));
                 }
             }
             _ => {}

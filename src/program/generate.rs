@@ -66,6 +66,17 @@ pub struct GenConfig {
     pub max_wait_ms: u32,
     /// Allow sw_sync ops (needs a lab kernel with CONFIG_SW_SYNC and debugfs).
     pub sw_sync: bool,
+    /// OUTPUT formats to choose from (empty: the driver profile's).
+    pub out_formats: Vec<FourCc>,
+    /// CAPTURE formats to choose from (empty: the driver profile's).
+    pub cap_formats: Vec<FourCc>,
+    /// Frame sizes to choose from (empty: the profile's default, sometimes a random valid one).
+    pub sizes: Vec<(u32, u32)>,
+    /// A fixed vim2m-style transaction time (ms) instead of a random 1..20.
+    pub trans_time_ms: Option<u32>,
+    /// Percentage of contexts after the first whose OUTPUT queue imports (DMABUF memory) the
+    /// CAPTURE buffers another context exported: a decoder feeding a converter.
+    pub import_percent: u32,
 }
 
 /// Body actions and their default weights.
@@ -100,6 +111,11 @@ impl GenConfig {
             weights: ACTIONS.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
             max_wait_ms: 500,
             sw_sync: profile.lab,
+            out_formats: Vec::new(),
+            cap_formats: Vec::new(),
+            sizes: Vec::new(),
+            trans_time_ms: None,
+            import_percent: 30,
         }
     }
 }
@@ -125,6 +141,8 @@ struct CtxModel {
     /// CAPTURE mappings: (index, mapping).
     maps: Vec<(u32, Handle)>,
     open: bool,
+    /// The context whose CAPTURE exports this one's OUTPUT queue imports (DMABUF memory).
+    import_from: Option<usize>,
 }
 
 struct Gen<'a, C: Choices> {
@@ -212,6 +230,9 @@ impl<C: Choices> Gen<'_, C> {
 
     fn size(&mut self) -> (u32, u32) {
         let p = self.cfg.profile;
+        if !self.cfg.sizes.is_empty() {
+            return self.pick(&self.cfg.sizes.clone()).unwrap();
+        }
         if self.c.chance(70) {
             return p.default_size;
         }
@@ -234,13 +255,27 @@ impl<C: Choices> Gen<'_, C> {
                 exports: vec![],
                 maps: vec![],
                 open: true,
+                import_from: None,
             };
+            if !self.ctxs.is_empty() && self.c.chance(self.cfg.import_percent) {
+                m.import_from = Some(self.c.below(self.ctxs.len() as u32) as usize);
+            }
             let (w, ht) = self.size();
-            for (queue, fmts) in [(Queue::Out, p.out_formats), (Queue::Cap, p.cap_formats)] {
+            let pick_from = |own: &[FourCc], profile: &'static [FourCc]| -> Vec<FourCc> {
+                if own.is_empty() {
+                    profile.to_vec()
+                } else {
+                    own.to_vec()
+                }
+            };
+            for (queue, fmts) in [
+                (Queue::Out, pick_from(&self.cfg.out_formats, p.out_formats)),
+                (Queue::Cap, pick_from(&self.cfg.cap_formats, p.cap_formats)),
+            ] {
                 let fourcc = if self.c.chance(60) {
                     fmts[0]
                 } else {
-                    self.pick(fmts).unwrap()
+                    self.pick(&fmts).unwrap()
                 };
                 self.push(Op::SFmt {
                     ctx: h,
@@ -253,7 +288,10 @@ impl<C: Choices> Gen<'_, C> {
                 m.q[qi(queue)].sizeimage = w * ht * 2;
             }
             if let Some(ctrl) = p.controls.first().filter(|c| c.name == "TRANS_TIME_MSEC") {
-                let value = 1 + i64::from(self.c.below(20));
+                let value = match self.cfg.trans_time_ms {
+                    Some(ms) => i64::from(ms),
+                    None => 1 + i64::from(self.c.below(20)),
+                };
                 self.push(Op::SetCtrl {
                     ctx: h,
                     id: Hex(ctrl.id),
@@ -263,15 +301,20 @@ impl<C: Choices> Gen<'_, C> {
             }
             for queue in [Queue::Out, Queue::Cap] {
                 let count = 1 + self.c.below(4);
+                let memory = if queue == Queue::Out && m.import_from.is_some() {
+                    Memory::Dmabuf
+                } else {
+                    Memory::Mmap
+                };
                 self.push(Op::Reqbufs {
                     ctx: h,
                     queue,
                     count,
-                    memory: Memory::Mmap,
+                    memory,
                 });
                 let q = &mut m.q[qi(queue)];
                 q.count = count;
-                q.memory = Some(Memory::Mmap);
+                q.memory = Some(memory);
             }
             for index in 0..m.q[1].count {
                 if self.c.chance(70) {
@@ -442,11 +485,12 @@ impl<C: Choices> Gen<'_, C> {
                 } else {
                     1 + self.c.below(4)
                 };
+                let memory = self.ctxs[ci].q[qi(queue)].memory.unwrap_or(Memory::Mmap);
                 self.push(Op::Reqbufs {
                     ctx,
                     queue,
                     count,
-                    memory: Memory::Mmap,
+                    memory,
                 });
                 let q = &mut self.ctxs[ci].q[qi(queue)];
                 if !q.streaming {
@@ -456,11 +500,12 @@ impl<C: Choices> Gen<'_, C> {
             }
             "create_bufs" => {
                 let count = 1 + self.c.below(2);
+                let memory = self.ctxs[ci].q[qi(queue)].memory.unwrap_or(Memory::Mmap);
                 self.push(Op::CreateBufs {
                     ctx,
                     queue,
                     count,
-                    memory: Memory::Mmap,
+                    memory,
                     width: None,
                     height: None,
                 });
@@ -500,6 +545,14 @@ impl<C: Choices> Gen<'_, C> {
         let Some(index) = self.pick(&free) else {
             return;
         };
+        // An importing OUTPUT queue takes another context's exported CAPTURE buffer.
+        let imported = match (queue, self.ctxs[ci].import_from) {
+            (Queue::Out, Some(src)) => match self.pick(&self.ctxs[src].exports.clone()) {
+                Some((_, d)) => Some(d),
+                None => return,
+            },
+            _ => None,
+        };
         let p = self.cfg.profile;
         let use_req = queue == Queue::Out
             && (p.requests == Requests::Required
@@ -514,8 +567,8 @@ impl<C: Choices> Gen<'_, C> {
             ctx,
             queue,
             index,
-            memory: None,
-            dmabuf: None,
+            memory: imported.map(|_| Memory::Dmabuf),
+            dmabuf: imported,
             request,
             bytesused,
             flags,

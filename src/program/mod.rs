@@ -37,3 +37,34 @@ impl Program {
         }
     }
 }
+
+/// Several programs as one, run one after the other: handles of each later program are renumbered
+/// past the earlier ones', so the result is a valid program (how findings from concurrent workers
+/// are first serialized for shrinking).
+pub fn concat(programs: &[&Program]) -> Program {
+    let mut out = Program::default();
+    if let Some(first) = programs.first() {
+        out.header = first.header.clone();
+    }
+    let mut base: std::collections::BTreeMap<ResKind, u32> = Default::default();
+    for p in programs {
+        let mut top = base.clone();
+        for op in &p.ops {
+            let mut op = op.clone();
+            let shift = |h: &mut Handle, top: &mut std::collections::BTreeMap<ResKind, u32>| {
+                h.id += base.get(&h.kind).copied().unwrap_or(0);
+                let t = top.entry(h.kind).or_insert(0);
+                *t = (*t).max(h.id + 1);
+            };
+            for h in op.inputs_mut() {
+                shift(h, &mut top);
+            }
+            if let Some(h) = op.output_mut() {
+                shift(h, &mut top);
+            }
+            out.ops.push(op);
+        }
+        base = top;
+    }
+    out
+}

@@ -74,11 +74,22 @@ pub fn to_c(p: &Program) -> String {
     let mut prov: BTreeMap<Handle, BufId> = BTreeMap::new();
     let mut driver: BTreeMap<Handle, String> = BTreeMap::new();
     let ctx_index = |h: &Handle| h.id.min(15);
+    // The canary last filled into each mapping: a check against it asks "is it gone?".
+    let mut canary: BTreeMap<Handle, u32> = BTreeMap::new();
     for (i, op) in p.ops.iter().enumerate() {
         let text = op.to_string();
         let _ = writeln!(s, "\t/* {} */", text.replace("*/", "* /"));
         let lit = c_str(&text);
-        let body = emit(op, &mut prov, &mut driver, &ctx_index);
+        let mut body = emit(op, &mut prov, &mut driver, &ctx_index);
+        match op {
+            Op::Fill { map, byte } => {
+                canary.insert(*map, byte.0 & 0xff);
+            }
+            Op::Check { map, byte } if canary.get(map) == Some(&(byte.0 & 0xff)) => {
+                body = body.replace("do_check(", "do_check_canary(");
+            }
+            _ => {}
+        }
         let _ = writeln!(s, "{body}\treport({i}, {lit}, r);\n");
     }
     let _ = writeln!(

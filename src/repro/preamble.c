@@ -292,3 +292,16 @@ HELPER long do_check(const unsigned char *m, size_t len, unsigned char byte, int
 		       complete_buf[ctx][1][index & 31] == 2 ? "DQBUF" : "fence", driver);
 	return differ;
 }
+
+/* A check against the canary the mapping was filled with: stale only if all of it is still there. */
+HELPER long do_check_canary(const unsigned char *m, size_t len, unsigned char byte, int ctx, int q,
+			    int index, const char *driver)
+{
+	long differ = 0;
+	for (size_t i = 0; i < len; i++)
+		differ += m[i] != byte;
+	if (!differ && len && q == 1 && ctx >= 0 && complete_buf[ctx][1][index & 31])
+		printf("FINDING: stale-read: stale read after %s on %s\n",
+		       complete_buf[ctx][1][index & 31] == 2 ? "DQBUF" : "fence", driver);
+	return differ;
+}

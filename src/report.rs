@@ -1,0 +1,295 @@
+//! Reports of stress runs: Markdown for a cover letter (one run, or a baseline and a patched run
+//! side by side) and JSON lines for CI, from a run directory's files alone.
+use crate::stress::store::FindingMeta;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// Everything a report says about one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// `run.json`.
+    pub run: serde_json::Value,
+    /// Seconds from the first epoch's start to the last one's end.
+    pub seconds: f64,
+    /// Epochs.
+    pub epochs: u64,
+    /// Programs.
+    pub programs: u64,
+    /// Ops.
+    pub ops: u64,
+    /// Ops that failed with an errno.
+    pub errors: u64,
+    /// CAPTURE buffers dequeued.
+    pub frames: u64,
+    /// Trace events summed over epochs.
+    pub events: BTreeMap<String, u64>,
+    /// Producer fences published / signalled.
+    pub fences_published: u64,
+    /// Producer fences signalled.
+    pub fences_signalled: u64,
+    /// Kernel reports in the code under test (epochs × reports).
+    pub splats_under_test: u64,
+    /// Kernel reports elsewhere, by title.
+    pub splats_elsewhere: BTreeMap<String, u64>,
+    /// Trace losses.
+    pub trace_lost: u64,
+    /// Findings, first seen first.
+    pub findings: Vec<FindingMeta>,
+    /// True when `summary.json` is missing: the run did not end normally (panic, power loss).
+    pub unfinished: bool,
+}
+
+/// The events a report tabulates, in the order of a fence's life.
+pub const EVENTS: &[&str] = &[
+    "dma_fence_init",
+    "dma_fence_emit",
+    "dma_fence_enable_signal",
+    "dma_fence_signaled",
+    "dma_fence_wait_start",
+    "dma_fence_wait_end",
+    "dma_fence_destroy",
+    "vb2_qbuf",
+    "vb2_buf_queue",
+    "vb2_buf_done",
+    "vb2_dqbuf",
+];
+
+/// Read a run directory.
+pub fn load(dir: &Path) -> Result<RunReport> {
+    let run: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("run.json")).with_context(|| {
+            format!(
+                "{} has no run.json: is it a run directory of `m2mfuzz stress`?",
+                dir.display()
+            )
+        })?,
+    )
+    .with_context(|| format!("{}/run.json", dir.display()))?;
+    let mut r = RunReport {
+        dir: dir.to_path_buf(),
+        run,
+        seconds: 0.0,
+        epochs: 0,
+        programs: 0,
+        ops: 0,
+        errors: 0,
+        frames: 0,
+        events: BTreeMap::new(),
+        fences_published: 0,
+        fences_signalled: 0,
+        splats_under_test: 0,
+        splats_elsewhere: BTreeMap::new(),
+        trace_lost: 0,
+        findings: Vec::new(),
+        unfinished: !dir.join("summary.json").exists(),
+    };
+    let epochs = std::fs::read_to_string(dir.join("epochs.jsonl")).unwrap_or_default();
+    for (i, line) in epochs.lines().enumerate() {
+        // The last line may be torn by a crash; anything else is corruption worth telling.
+        let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
+            if i + 1 < epochs.lines().count() {
+                anyhow::bail!("{}/epochs.jsonl:{}: not JSON", dir.display(), i + 1);
+            }
+            continue;
+        };
+        let n = |k: &str| e[k].as_u64().unwrap_or(0);
+        // The final drain after the last epoch adds late events, not an epoch.
+        r.epochs += u64::from(e["final"].as_bool() != Some(true));
+        r.seconds = r.seconds.max(e["end_s"].as_f64().unwrap_or(0.0));
+        r.programs += n("programs");
+        r.ops += n("ops");
+        r.errors += n("errors");
+        r.frames += n("frames");
+        r.fences_published += n("fences_published");
+        r.fences_signalled += n("fences_signalled");
+        r.splats_under_test += n("splats_under_test");
+        r.trace_lost += n("trace_lost");
+        if let Some(ev) = e["events"].as_object() {
+            for (k, v) in ev {
+                *r.events.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
+            }
+        }
+        for t in e["splats_elsewhere"].as_array().into_iter().flatten() {
+            *r.splats_elsewhere
+                .entry(t.as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir.join("findings")) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue; // a finding that was being written when the run died
+            }
+            let p = e.path().join("finding.json");
+            let m: FindingMeta = serde_json::from_str(
+                &std::fs::read_to_string(&p).with_context(|| format!("read {}", p.display()))?,
+            )
+            .with_context(|| format!("{}", p.display()))?;
+            r.findings.push(m);
+        }
+    }
+    r.findings
+        .sort_by(|a, b| a.first_seen_s.total_cmp(&b.first_seen_s));
+    Ok(r)
+}
+
+fn s(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Markdown for one run or several side by side (the first is the baseline).
+pub fn markdown(runs: &[RunReport]) -> String {
+    let mut o = String::new();
+    let head = |o: &mut String, what: &str| {
+        let _ = write!(o, "| {what} |");
+        for r in runs {
+            let _ = write!(
+                o,
+                " {} |",
+                r.dir.file_name().unwrap_or_default().to_string_lossy()
+            );
+        }
+        let _ = write!(o, "\n|---|");
+        for _ in runs {
+            let _ = write!(o, "---:|");
+        }
+        o.push('\n');
+    };
+    let row = |o: &mut String, what: &str, f: &dyn Fn(&RunReport) -> String| {
+        let _ = write!(o, "| {what} |");
+        for r in runs {
+            let _ = write!(o, " {} |", f(r));
+        }
+        o.push('\n');
+    };
+    let _ = writeln!(o, "# m2mfuzz stress report\n");
+    head(&mut o, "run");
+    row(&mut o, "profile", &|r| s(&r.run["profile"]));
+    row(&mut o, "kernel", &|r| s(&r.run["kernel"]));
+    row(&mut o, "switches", &|r| {
+        let v: Vec<String> = r.run["switches"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(" ")
+        }
+    });
+    row(&mut o, "lockdep", &|r| s(&r.run["debug"]["lockdep"]));
+    row(&mut o, "KCOV", &|r| s(&r.run["debug"]["kcov"]));
+    row(&mut o, "hung-task timeout (s)", &|r| {
+        s(&r.run["debug"]["hung_task_timeout_secs"])
+    });
+    row(&mut o, "seed", &|r| s(&r.run["seed"]));
+    row(&mut o, "workers", &|r| s(&r.run["workers"]));
+    row(&mut o, "duration (s)", &|r| {
+        format!(
+            "{:.0}{}",
+            r.seconds,
+            if r.unfinished {
+                " (did not end: crash?)"
+            } else {
+                ""
+            }
+        )
+    });
+    row(&mut o, "epochs", &|r| r.epochs.to_string());
+    row(&mut o, "programs", &|r| r.programs.to_string());
+    row(&mut o, "ops (failed with errno)", &|r| {
+        format!("{} ({})", r.ops, r.errors)
+    });
+    row(&mut o, "ops/s", &|r| {
+        format!("{:.0}", r.ops as f64 / r.seconds.max(1e-9))
+    });
+    row(&mut o, "CAPTURE frames dequeued", &|r| r.frames.to_string());
+
+    let _ = writeln!(o, "\n## Fences and buffers (tracefs)\n");
+    head(&mut o, "event");
+    for ev in EVENTS {
+        row(&mut o, ev, &|r| {
+            r.events.get(*ev).copied().unwrap_or(0).to_string()
+        });
+    }
+    row(&mut o, "release fences published", &|r| {
+        r.fences_published.to_string()
+    });
+    row(&mut o, "release fences signalled", &|r| {
+        r.fences_signalled.to_string()
+    });
+    row(&mut o, "trace events lost", &|r| r.trace_lost.to_string());
+
+    let _ = writeln!(o, "\n## Kernel reports\n");
+    head(&mut o, "where");
+    row(&mut o, "in the code under test", &|r| {
+        r.splats_under_test.to_string()
+    });
+    row(&mut o, "elsewhere (not findings)", &|r| {
+        r.splats_elsewhere.values().sum::<u64>().to_string()
+    });
+    for r in runs {
+        for (t, n) in &r.splats_elsewhere {
+            let _ = writeln!(
+                o,
+                "\n- {}: elsewhere, {n}×: {t}",
+                r.dir.file_name().unwrap_or_default().to_string_lossy()
+            );
+        }
+    }
+
+    let _ = writeln!(o, "\n## Findings\n");
+    let _ = writeln!(
+        o,
+        "| run | kind | title | first seen (s) | epochs | program |"
+    );
+    let _ = writeln!(o, "|---|---|---|---:|---:|---|");
+    let mut any = false;
+    for r in runs {
+        for f in &r.findings {
+            any = true;
+            let prog = match (f.worker, f.program) {
+                (Some(w), Some((k, _))) => format!("worker {w} program {k}"),
+                _ => format!("{} programs serialized", f.epoch_programs.len()),
+            };
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {:.1} | {} | {prog} |",
+                r.dir.file_name().unwrap_or_default().to_string_lossy(),
+                f.kind,
+                f.title.replace('|', "\\|"),
+                f.first_seen_s,
+                f.hits
+            );
+        }
+    }
+    if !any {
+        let _ = writeln!(o, "| | none | | | | |");
+    }
+    o
+}
+
+/// JSON lines: one per finding, then one summary line per run.
+pub fn json_lines(runs: &[RunReport]) -> String {
+    let mut o = String::new();
+    for r in runs {
+        for f in &r.findings {
+            let _ = writeln!(o, "{}", serde_json::json!({ "run": r.dir, "finding": f }));
+        }
+        let mut sum = serde_json::to_value(r).unwrap_or_default();
+        sum.as_object_mut().map(|m| m.remove("findings"));
+        let _ = writeln!(o, "{}", serde_json::json!({ "summary": sum }));
+    }
+    o
+}

@@ -1,0 +1,474 @@
+//! The stress engine: N worker threads run generated programs concurrently on their own m2m
+//! contexts, in epochs. At each epoch's end every worker has released its resources, so the
+//! kernel-wide oracles (kmsg, fence ledger) read evidence at a quiet point and attribute it to the
+//! epoch's programs; per-program oracles (hangs, stale reads) attribute to one program. Findings
+//! go to the run directory as they come: nothing waits for the end of the run.
+pub mod progress;
+pub mod store;
+pub mod worker;
+
+use crate::exec::ExecOptions;
+use crate::oracle::{Finding, Kind, OracleOptions, OracleSet};
+use crate::profile::stress::StressProfile;
+use crate::program::{concat, Program};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use store::{FindingMeta, ProgramRef, RunDir};
+use worker::{ProgramRun, Worker};
+
+/// Set by SIGINT/SIGTERM: workers finish their program, the epoch concludes, the run ends.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Stop cleanly on the first Ctrl-C; a second one kills (the handler resets itself).
+pub fn install_stop_handler() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESETHAND,
+        SigSet::empty(),
+    );
+    for s in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        let _ = unsafe { sigaction(s, &act) };
+    }
+}
+
+/// Command-line choices that override the profile.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Run directory.
+    pub out: PathBuf,
+    /// Base seed.
+    pub seed: Option<u64>,
+    /// Duration.
+    pub duration: Option<Duration>,
+    /// Worker count (0: one per CPU).
+    pub workers: Option<u32>,
+    /// Extra module parameters.
+    pub switches: Vec<String>,
+    /// Stop at the first finding.
+    pub stop_on_finding: bool,
+    /// Progress lines even on a terminal (no carriage-return redraw).
+    pub plain: bool,
+}
+
+/// Totals of a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Totals {
+    /// Wall seconds.
+    pub seconds: f64,
+    /// Epochs concluded.
+    pub epochs: u64,
+    /// Programs run.
+    pub programs: u64,
+    /// Ops that ran (ioctls, mmaps, polls, closes…).
+    pub ops: u64,
+    /// Ops that failed with an errno.
+    pub errors: u64,
+    /// CAPTURE buffers dequeued.
+    pub frames: u64,
+    /// Trace event counts summed over epochs.
+    pub events: BTreeMap<String, u64>,
+    /// Producer (vb2) fences published.
+    pub fences_published: u64,
+    /// Producer fences signalled.
+    pub fences_signalled: u64,
+    /// Kernel reports in the code under test / elsewhere.
+    pub splats_under_test: u64,
+    /// Kernel reports attributed elsewhere (not findings).
+    pub splats_elsewhere: u64,
+    /// Distinct findings by kind.
+    pub findings: BTreeMap<String, u64>,
+    /// Trace ring-buffer losses (counts are low when non-zero).
+    pub trace_lost: u64,
+}
+
+/// A leak the ledger suggested at one epoch's end; confirmed only if a later epoch does not
+/// show the fence signalled / freed after all (RCU-delayed frees, a late signal).
+struct PendingLeak {
+    finding: Finding,
+    epoch: u64,
+    programs: Vec<(ProgramRef, Program)>,
+}
+
+/// Run a stress profile to its end (duration, Ctrl-C, or the first finding if asked).
+pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
+    let seed = opts.seed.or(profile.seed).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let duration = opts.duration.unwrap_or(profile.duration);
+    let nworkers = match opts.workers.unwrap_or(profile.workers) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        n => n,
+    };
+    let stop_on_finding = opts.stop_on_finding || profile.stop_on_finding;
+    let mut switches = profile.switches.clone();
+    switches.extend(opts.switches.iter().cloned());
+    let parsed: Vec<_> = switches
+        .iter()
+        .map(|s| crate::corpus::parse_switches(s).map_err(|e| anyhow::anyhow!("switch {s}: {e}")))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let _applied = crate::corpus::Applied::apply(&parsed).map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // Node overrides and a check that every target has a node, before anything is journalled.
+    for t in &profile.targets {
+        if let Some(node) = &t.node {
+            std::env::set_var(
+                format!(
+                    "M2MFUZZ_NODE_{}",
+                    t.gen.profile.driver.to_uppercase().replace(['-', ':'], "_")
+                ),
+                node,
+            );
+        }
+        crate::device::resolve(&crate::program::Node::Driver(t.gen.profile.node_selector()))
+            .with_context(|| {
+                format!(
+                    "target {} of {}",
+                    t.gen.profile.name,
+                    profile.path.display()
+                )
+            })?;
+    }
+
+    let dbg = crate::device::debug_state::read();
+    let run_json = serde_json::json!({
+        "profile": profile.name,
+        "profile_path": profile.path,
+        "description": profile.description,
+        "seed": seed,
+        "workers": nworkers,
+        "duration_s": duration.as_secs(),
+        "epoch_ms": profile.epoch.as_millis() as u64,
+        "switches": switches,
+        "targets": profile.targets.iter().map(|t| t.gen.profile.name).collect::<Vec<_>>(),
+        "kernel": dbg.kernel,
+        "uname": uname(),
+        "debug": dbg,
+        "started_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "m2mfuzz": env!("CARGO_PKG_VERSION"),
+    });
+    let store = RunDir::create(&opts.out, &run_json)?;
+    let exec = ExecOptions {
+        op_deadline: profile.op_deadline,
+        max_wait: profile.max_wait,
+        ..Default::default()
+    };
+    let oracle_opts = OracleOptions {
+        fence_deadline: profile.fence_deadline,
+        grace: profile.grace,
+    };
+    let mut workers: Vec<Worker> = (0..nworkers)
+        .map(|w| {
+            Worker::new(
+                w,
+                profile.target_of(w).gen.clone(),
+                seed,
+                exec.clone(),
+                oracle_opts.clone(),
+            )
+        })
+        .collect();
+    let mut global = OracleSet::new(oracle_opts.clone());
+    let mut progress = progress::Progress::new(opts.plain);
+    let t0 = Instant::now();
+    let mut totals = Totals::default();
+    let mut pending: Vec<PendingLeak> = Vec::new();
+    let mut epoch = 0u64;
+    eprintln!(
+        "m2mfuzz stress: profile {} seed {seed}, {nworkers} workers, {} s, run directory {}",
+        profile.name,
+        duration.as_secs(),
+        opts.out.display()
+    );
+    loop {
+        let elapsed = t0.elapsed();
+        if STOP.load(Ordering::SeqCst) || elapsed >= duration {
+            break;
+        }
+        let until = Instant::now() + profile.epoch.min(duration - elapsed);
+        let (tx, rx) = crossbeam::channel::unbounded::<ProgramRun>();
+        let epoch_t0 = t0.elapsed().as_secs_f64();
+        std::thread::scope(|s| {
+            for w in workers.iter_mut() {
+                let tx = tx.clone();
+                let store = &store;
+                s.spawn(move || w.run_epoch(until, &STOP, store, &tx));
+            }
+        });
+        drop(tx);
+        let runs: Vec<ProgramRun> = rx.iter().collect();
+        let mut local = Vec::new();
+        for r in &runs {
+            for f in &r.findings {
+                local.push((f.clone(), r.r.clone(), r.program.clone()));
+            }
+        }
+        global.absorb(local.iter().map(|(f, _, _)| f.clone()).collect());
+        let mut v = global.finish();
+        let splats_seen = v.findings.iter().filter(|f| f.kind == Kind::Splat).count();
+        let programs: Vec<(ProgramRef, Program)> = runs
+            .iter()
+            .map(|r| (r.r.clone(), r.program.clone()))
+            .collect();
+
+        // Leaks from earlier epochs that this epoch's ledger shows resolved were late, not lost.
+        pending.retain(|p| {
+            let key = p.finding.fence_key;
+            let resolved = key.and_then(|k| v.ledger.fences.get(&k)).is_some_and(|f| {
+                if p.finding.title.contains("never freed") {
+                    f.destroyed
+                } else {
+                    f.signaled
+                }
+            });
+            !resolved
+        });
+        // Pending leaks one full epoch old are confirmed.
+        let mut confirmed = Vec::new();
+        pending.retain(|p| {
+            if p.epoch + 1 < epoch || epoch > p.epoch && STOP.load(Ordering::SeqCst) {
+                confirmed.push((p.finding.clone(), p.epoch, p.programs.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        let mut fresh: Vec<(Finding, Option<(ProgramRef, Program)>)> = Vec::new();
+        for f in v.findings.drain(..) {
+            let unresolved_leak = f.kind == Kind::LeakedFence
+                && (f.title.contains("never freed") || f.title.contains("never signalled"));
+            if unresolved_leak {
+                pending.push(PendingLeak {
+                    finding: f,
+                    epoch,
+                    programs: programs.clone(),
+                });
+                continue;
+            }
+            let own = local
+                .iter()
+                .find(|(lf, _, _)| lf.signature == f.signature)
+                .map(|(_, r, p)| (r.clone(), p.clone()));
+            fresh.push((f, own));
+        }
+
+        let mut new_findings = Vec::new();
+        for (f, own) in fresh {
+            if let Some(n) = store_finding(&store, &f, own, &programs, epoch, epoch_t0, &switches)?
+            {
+                new_findings.push(n);
+            }
+        }
+        for (f, e, progs) in confirmed {
+            if let Some(n) = store_finding(&store, &f, None, &progs, e, epoch_t0, &switches)? {
+                new_findings.push(n);
+            }
+        }
+
+        // Statistics of the epoch.
+        let vb2 = |pred: &dyn Fn(&crate::oracle::ledger::FenceLife) -> bool| {
+            v.ledger
+                .fences
+                .values()
+                .filter(|f| f.driver == "vb2" && pred(f))
+                .count() as u64
+        };
+        let published = vb2(&|f| f.emitted);
+        let signalled = vb2(&|f| f.signaled);
+        let stats = serde_json::json!({
+            "epoch": epoch,
+            "start_s": epoch_t0,
+            "end_s": t0.elapsed().as_secs_f64(),
+            "programs": runs.len(),
+            "ops": runs.iter().map(|r| r.ops).sum::<u64>(),
+            "errors": runs.iter().map(|r| r.errors).sum::<u64>(),
+            "timeouts": runs.iter().map(|r| r.timeouts).sum::<u64>(),
+            "frames": runs.iter().map(|r| r.frames).sum::<u64>(),
+            "events": v.ledger.counts,
+            "fences_published": published,
+            "fences_signalled": signalled,
+            "splats_under_test": splats_seen,
+            "splats_elsewhere": v.elsewhere.iter().map(|f| f.title.clone()).collect::<Vec<_>>(),
+            "trace_lost": v.ledger.lost,
+            "notes": v.notes,
+            "new_findings": new_findings,
+        });
+        store.epoch(&stats)?;
+        totals.epochs += 1;
+        totals.programs += runs.len() as u64;
+        totals.ops += runs.iter().map(|r| r.ops).sum::<u64>();
+        totals.errors += runs.iter().map(|r| r.errors).sum::<u64>();
+        totals.frames += runs.iter().map(|r| r.frames).sum::<u64>();
+        for (k, n) in &v.ledger.counts {
+            *totals.events.entry(k.clone()).or_default() += n;
+        }
+        totals.fences_published += published;
+        totals.fences_signalled += signalled;
+        totals.splats_elsewhere += v.elsewhere.len() as u64;
+        totals.splats_under_test += splats_seen as u64;
+        totals.trace_lost += v.ledger.lost;
+        for n in &v.notes {
+            progress.note(n);
+        }
+        for n in &new_findings {
+            progress.note(&format!("FINDING {n}"));
+        }
+        totals.seconds = t0.elapsed().as_secs_f64();
+        totals.findings = count_findings(&store);
+        progress.update(&totals);
+        epoch += 1;
+        if stop_on_finding && !store.known.lock().unwrap().is_empty() {
+            break;
+        }
+    }
+    // One last look after a grace: late signals and frees, so the counts are complete, and
+    // leaks still pending are confirmed or resolved.
+    std::thread::sleep(profile.grace.max(Duration::from_millis(500)));
+    let v = global.finish();
+    if epoch > 0 {
+        store.epoch(&serde_json::json!({
+            "epoch": epoch,
+            "final": true,
+            "start_s": t0.elapsed().as_secs_f64(),
+            "end_s": t0.elapsed().as_secs_f64(),
+            "events": v.ledger.counts,
+            "fences_published": v.ledger.fences.values().filter(|f| f.driver == "vb2" && f.emitted).count(),
+            "fences_signalled": v.ledger.fences.values().filter(|f| f.driver == "vb2" && f.signaled).count(),
+            "splats_elsewhere": v.elsewhere.iter().map(|f| f.title.clone()).collect::<Vec<_>>(),
+            "trace_lost": v.ledger.lost,
+        }))?;
+        for (k, n) in &v.ledger.counts {
+            *totals.events.entry(k.clone()).or_default() += n;
+        }
+    }
+    for f in v.findings.iter().filter(|f| f.kind == Kind::Splat) {
+        store_finding(
+            &store,
+            f,
+            None,
+            &[],
+            epoch,
+            t0.elapsed().as_secs_f64(),
+            &switches,
+        )?;
+    }
+    {
+        for p in pending {
+            let resolved = p
+                .finding
+                .fence_key
+                .and_then(|k| v.ledger.fences.get(&k))
+                .is_some_and(|f| f.signaled && f.destroyed);
+            if !resolved {
+                store_finding(
+                    &store,
+                    &p.finding,
+                    None,
+                    &p.programs,
+                    p.epoch,
+                    t0.elapsed().as_secs_f64(),
+                    &switches,
+                )?;
+            }
+        }
+    }
+    totals.seconds = t0.elapsed().as_secs_f64();
+    totals.findings = count_findings(&store);
+    progress.finish(&totals);
+    store.summary(&serde_json::to_value(&totals)?)?;
+    Ok(totals)
+}
+
+fn count_findings(store: &RunDir) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for f in store.known.lock().unwrap().values() {
+        *m.entry(f.kind.clone()).or_default() += 1;
+    }
+    m
+}
+
+/// Store a finding with its program: its own program when one showed it; otherwise the epoch's
+/// programs serialized into one (the shrinker starts there). Returns the title when new.
+fn store_finding(
+    store: &RunDir,
+    f: &Finding,
+    own: Option<(ProgramRef, Program)>,
+    programs: &[(ProgramRef, Program)],
+    epoch: u64,
+    at: f64,
+    switches: &[String],
+) -> Result<Option<String>> {
+    let mut program = match &own {
+        Some((_, p)) => p.clone(),
+        None => {
+            let ps: Vec<&Program> = programs.iter().map(|(_, p)| p).collect();
+            let mut p = concat(&ps);
+            if ps.len() > 1 {
+                let who: Vec<String> = programs
+                    .iter()
+                    .map(|(r, _)| format!("w{}-p{}", r.worker, r.k))
+                    .collect();
+                p.set_header("serialized", &who.join(" "));
+            }
+            p
+        }
+    };
+    if !switches.is_empty() {
+        program.set_header("switch", &switches.join(" "));
+    }
+    program.set_header("expect", &format!("{}: {}", f.kind, f.title));
+    let meta = FindingMeta {
+        kind: f.kind.to_string(),
+        title: f.title.clone(),
+        signature: f.signature.clone(),
+        under_test: f.under_test,
+        first_seen_s: at,
+        epoch,
+        hits: 1,
+        worker: own.as_ref().map(|(r, _)| r.worker),
+        program: own.as_ref().map(|(r, _)| (r.k, r.seed)),
+        op: f.op,
+        switches: switches.to_vec(),
+        epoch_programs: programs
+            .iter()
+            .map(|(r, _)| (r.worker, r.k, r.seed))
+            .collect(),
+    };
+    let new = store.finding(
+        f,
+        meta,
+        &program,
+        if own.is_some() { &[] } else { programs },
+    )?;
+    Ok(new.then(|| f.to_string()))
+}
+
+/// Kernel release, build string and machine, as `uname -rvm` says.
+fn uname() -> String {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/proc/sys/kernel/{f}"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "{} {} {}",
+        read("osrelease"),
+        read("version"),
+        std::env::consts::ARCH
+    )
+}

@@ -1,0 +1,274 @@
+//! The run directory: journal (what each worker is running, fsynced before it runs), per-epoch
+//! statistics, and findings deduplicated by signature, each written atomically.
+//!
+//! ```text
+//! RUN/run.json                 profile, seed, kernel, debug state, switches
+//! RUN/journal/worker-N.current the program worker N runs now (written and fsynced first)
+//! RUN/journal/worker-N.log     "K SEED RESULT" per finished program
+//! RUN/epochs.jsonl             one line of counts per epoch
+//! RUN/findings/SLUG/           finding.json, program.m2m, evidence.txt, programs/*.m2m
+//! RUN/summary.json             totals, written at the end
+//! ```
+use crate::oracle::Finding;
+use crate::program::Program;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Metadata of one finding, as `finding.json` holds it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FindingMeta {
+    /// `hang`, `leaked-fence`, `splat`, `stale-read`.
+    pub kind: String,
+    /// Short stable title.
+    pub title: String,
+    /// Dedup signature.
+    pub signature: String,
+    /// Whether the call chains ran through the code under test (splats).
+    pub under_test: bool,
+    /// Seconds from the run's start to the first time it was seen.
+    pub first_seen_s: f64,
+    /// Epoch it was first seen in.
+    pub epoch: u64,
+    /// How many epochs showed it.
+    pub hits: u64,
+    /// The worker whose program showed it, when one program did (hangs, stale reads).
+    pub worker: Option<u32>,
+    /// That program's number and seed.
+    pub program: Option<(u64, u64)>,
+    /// The op that showed it.
+    pub op: Option<usize>,
+    /// Module parameters the run set (`# switch:` for the program).
+    pub switches: Vec<String>,
+    /// The programs of the epoch (worker, number, seed), when the evidence is kernel-wide.
+    pub epoch_programs: Vec<(u32, u64, u64)>,
+}
+
+/// One program a worker ran: enough to find it again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProgramRef {
+    /// Worker.
+    pub worker: u32,
+    /// Its program number.
+    pub k: u64,
+    /// Its generator seed.
+    pub seed: u64,
+}
+
+/// An open run directory.
+pub struct RunDir {
+    /// Its path.
+    pub path: PathBuf,
+    epochs: Mutex<File>,
+    /// Signature → metadata of findings stored so far.
+    pub known: Mutex<BTreeMap<String, FindingMeta>>,
+}
+
+fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+    Ok(())
+}
+
+/// A file-name-safe, stable slug of a signature.
+pub fn slug(signature: &str) -> String {
+    let mut s: String = signature
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    let s = s.trim_matches('-');
+    // FNV-1a: signatures that differ only in dropped characters still get their own directory.
+    let h = signature.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    format!("{}-{:08x}", &s[..s.len().min(72)], h as u32)
+}
+
+impl RunDir {
+    /// Create a run directory (must not exist yet, or be empty) with `run.json`.
+    pub fn create(path: &Path, run_json: &serde_json::Value) -> Result<RunDir> {
+        if path.exists() && fs::read_dir(path)?.next().is_some() {
+            anyhow::bail!(
+                "run directory {} exists and is not empty: give another --out",
+                path.display()
+            );
+        }
+        fs::create_dir_all(path.join("journal"))
+            .and_then(|_| fs::create_dir_all(path.join("findings")))
+            .with_context(|| format!("create run directory {}", path.display()))?;
+        write_synced(
+            &path.join("run.json"),
+            serde_json::to_string_pretty(run_json)?.as_bytes(),
+        )?;
+        let epochs = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path.join("epochs.jsonl"))?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            epochs: Mutex::new(epochs),
+            known: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Journal a program before it runs: on disk (fsynced) before the first ioctl.
+    pub fn journal_start(&self, r: &ProgramRef, prog: &Program) -> Result<()> {
+        let p = self
+            .path
+            .join("journal")
+            .join(format!("worker-{}.current", r.worker));
+        write_synced(&p, prog.to_string().as_bytes())
+    }
+
+    /// Note a finished program (not fsynced: the `.current` file is the safety net).
+    pub fn journal_end(&self, r: &ProgramRef, result: &str) -> Result<()> {
+        let p = self
+            .path
+            .join("journal")
+            .join(format!("worker-{}.log", r.worker));
+        let mut f = OpenOptions::new().create(true).append(true).open(p)?;
+        writeln!(f, "{} {} {result}", r.k, r.seed)?;
+        Ok(())
+    }
+
+    /// Append one epoch's statistics (fsynced: the report must survive a panic).
+    pub fn epoch(&self, line: &serde_json::Value) -> Result<()> {
+        let mut f = self.epochs.lock().unwrap();
+        writeln!(f, "{line}")?;
+        f.sync_data()?;
+        Ok(())
+    }
+
+    /// Store a finding: new signatures get a directory, written under a temporary name and
+    /// renamed into place; known ones get their hit count raised. Returns true when new.
+    pub fn finding(
+        &self,
+        f: &Finding,
+        mut meta: FindingMeta,
+        program: &Program,
+        epoch_programs: &[(ProgramRef, Program)],
+    ) -> Result<bool> {
+        let mut known = self.known.lock().unwrap();
+        let dir = self.path.join("findings").join(slug(&f.signature));
+        if let Some(m) = known.get_mut(&f.signature) {
+            m.hits += 1;
+            write_synced(
+                &dir.join("finding.json"),
+                serde_json::to_string_pretty(m)?.as_bytes(),
+            )?;
+            return Ok(false);
+        }
+        let tmp = self
+            .path
+            .join("findings")
+            .join(format!(".tmp-{}", slug(&f.signature)));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(tmp.join("programs"))?;
+        meta.hits = 1;
+        write_synced(
+            &tmp.join("finding.json"),
+            serde_json::to_string_pretty(&meta)?.as_bytes(),
+        )?;
+        write_synced(&tmp.join("program.m2m"), program.to_string().as_bytes())?;
+        write_synced(&tmp.join("evidence.txt"), f.evidence.as_bytes())?;
+        for (r, p) in epoch_programs {
+            write_synced(
+                &tmp.join("programs")
+                    .join(format!("w{}-p{}.m2m", r.worker, r.k)),
+                p.to_string().as_bytes(),
+            )?;
+        }
+        fs::rename(&tmp, &dir).with_context(|| format!("store finding in {}", dir.display()))?;
+        known.insert(f.signature.clone(), meta);
+        Ok(true)
+    }
+
+    /// Write `summary.json`.
+    pub fn summary(&self, v: &serde_json::Value) -> Result<()> {
+        write_synced(
+            &self.path.join("summary.json"),
+            serde_json::to_string_pretty(v)?.as_bytes(),
+        )
+    }
+}
+
+/// What `stress --recover` found: per worker, its last journalled program and whether it ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recovered {
+    /// Worker.
+    pub worker: u32,
+    /// The journalled program's number.
+    pub k: u64,
+    /// Its seed.
+    pub seed: Option<u64>,
+    /// True when the log says it finished (the worker was between programs).
+    pub finished: bool,
+    /// The program's path in the journal.
+    pub path: PathBuf,
+    /// The program text.
+    pub text: String,
+}
+
+/// Read a run directory's journal after a crash.
+pub fn recover(run: &Path) -> Result<Vec<Recovered>> {
+    let dir = run.join("journal");
+    let entries = fs::read_dir(&dir).with_context(|| {
+        format!(
+            "{} has no journal: is it a run directory of `m2mfuzz stress`?",
+            run.display()
+        )
+    })?;
+    let mut out = Vec::new();
+    for e in entries {
+        let path = e?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(w) = name
+            .strip_prefix("worker-")
+            .and_then(|n| n.strip_suffix(".current"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let text = fs::read_to_string(&path)?;
+        let prog = crate::program::text::parse(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let k: u64 = prog
+            .header("program")
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("{}: no `# program:` header", path.display()))?;
+        let seed = prog.header("seed").and_then(|v| v.parse().ok());
+        let log = fs::read_to_string(dir.join(format!("worker-{w}.log"))).unwrap_or_default();
+        let finished = log
+            .lines()
+            .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+            .any(|done| done == k);
+        out.push(Recovered {
+            worker: w,
+            k,
+            seed,
+            finished,
+            path,
+            text,
+        });
+    }
+    out.sort_by_key(|r| r.worker);
+    Ok(out)
+}
