@@ -1,6 +1,7 @@
 //! Reports of stress runs: Markdown for a cover letter (one run, or a baseline and a patched run
 //! side by side) and JSON lines for CI, from a run directory's files alone.
 use crate::stress::store::FindingMeta;
+use crate::stress::Totals;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -14,30 +15,10 @@ pub struct RunReport {
     pub dir: PathBuf,
     /// `run.json`.
     pub run: serde_json::Value,
-    /// Seconds from the first epoch's start to the last one's end.
-    pub seconds: f64,
-    /// Epochs.
-    pub epochs: u64,
-    /// Programs.
-    pub programs: u64,
-    /// Ops.
-    pub ops: u64,
-    /// Ops that failed with an errno.
-    pub errors: u64,
-    /// CAPTURE buffers dequeued.
-    pub frames: u64,
-    /// Trace events summed over epochs.
-    pub events: BTreeMap<String, u64>,
-    /// Producer fences published / signalled.
-    pub fences_published: u64,
-    /// Producer fences signalled.
-    pub fences_signalled: u64,
-    /// Kernel reports in the code under test (epochs × reports).
-    pub splats_under_test: u64,
+    /// Totals summed over the epochs (`findings` there counts them by kind).
+    pub totals: Totals,
     /// Kernel reports elsewhere, by title.
     pub splats_elsewhere: BTreeMap<String, u64>,
-    /// Trace losses.
-    pub trace_lost: u64,
     /// Findings, first seen first.
     pub findings: Vec<FindingMeta>,
     /// True when `summary.json` is missing: the run did not end normally (panic, power loss).
@@ -73,18 +54,8 @@ pub fn load(dir: &Path) -> Result<RunReport> {
     let mut r = RunReport {
         dir: dir.to_path_buf(),
         run,
-        seconds: 0.0,
-        epochs: 0,
-        programs: 0,
-        ops: 0,
-        errors: 0,
-        frames: 0,
-        events: BTreeMap::new(),
-        fences_published: 0,
-        fences_signalled: 0,
-        splats_under_test: 0,
+        totals: Totals::default(),
         splats_elsewhere: BTreeMap::new(),
-        trace_lost: 0,
         findings: Vec::new(),
         unfinished: !dir.join("summary.json").exists(),
     };
@@ -99,19 +70,19 @@ pub fn load(dir: &Path) -> Result<RunReport> {
         };
         let n = |k: &str| e[k].as_u64().unwrap_or(0);
         // The final drain after the last epoch adds late events, not an epoch.
-        r.epochs += u64::from(e["final"].as_bool() != Some(true));
-        r.seconds = r.seconds.max(e["end_s"].as_f64().unwrap_or(0.0));
-        r.programs += n("programs");
-        r.ops += n("ops");
-        r.errors += n("errors");
-        r.frames += n("frames");
-        r.fences_published += n("fences_published");
-        r.fences_signalled += n("fences_signalled");
-        r.splats_under_test += n("splats_under_test");
-        r.trace_lost += n("trace_lost");
+        r.totals.epochs += u64::from(e["final"].as_bool() != Some(true));
+        r.totals.seconds = r.totals.seconds.max(e["end_s"].as_f64().unwrap_or(0.0));
+        r.totals.programs += n("programs");
+        r.totals.ops += n("ops");
+        r.totals.errors += n("errors");
+        r.totals.frames += n("frames");
+        r.totals.fences_published += n("fences_published");
+        r.totals.fences_signalled += n("fences_signalled");
+        r.totals.splats_under_test += n("splats_under_test");
+        r.totals.trace_lost += n("trace_lost");
         if let Some(ev) = e["events"].as_object() {
             for (k, v) in ev {
-                *r.events.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
+                *r.totals.events.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
             }
         }
         for t in e["splats_elsewhere"].as_array().into_iter().flatten() {
@@ -132,6 +103,10 @@ pub fn load(dir: &Path) -> Result<RunReport> {
             .with_context(|| format!("{}", p.display()))?;
             r.findings.push(m);
         }
+    }
+    r.totals.splats_elsewhere = r.splats_elsewhere.values().sum();
+    for f in &r.findings {
+        *r.totals.findings.entry(f.kind.clone()).or_default() += 1;
     }
     r.findings
         .sort_by(|a, b| a.first_seen_s.total_cmp(&b.first_seen_s));
@@ -198,7 +173,7 @@ pub fn markdown(runs: &[RunReport]) -> String {
     row(&mut o, "duration (s)", &|r| {
         format!(
             "{:.0}{}",
-            r.seconds,
+            r.totals.seconds,
             if r.unfinished {
                 " (did not end: crash?)"
             } else {
@@ -206,35 +181,39 @@ pub fn markdown(runs: &[RunReport]) -> String {
             }
         )
     });
-    row(&mut o, "epochs", &|r| r.epochs.to_string());
-    row(&mut o, "programs", &|r| r.programs.to_string());
+    row(&mut o, "epochs", &|r| r.totals.epochs.to_string());
+    row(&mut o, "programs", &|r| r.totals.programs.to_string());
     row(&mut o, "ops (failed with errno)", &|r| {
-        format!("{} ({})", r.ops, r.errors)
+        format!("{} ({})", r.totals.ops, r.totals.errors)
     });
     row(&mut o, "ops/s", &|r| {
-        format!("{:.0}", r.ops as f64 / r.seconds.max(1e-9))
+        format!("{:.0}", r.totals.ops as f64 / r.totals.seconds.max(1e-9))
     });
-    row(&mut o, "CAPTURE frames dequeued", &|r| r.frames.to_string());
+    row(&mut o, "CAPTURE frames dequeued", &|r| {
+        r.totals.frames.to_string()
+    });
 
     let _ = writeln!(o, "\n## Fences and buffers (tracefs)\n");
     head(&mut o, "event");
     for ev in EVENTS {
         row(&mut o, ev, &|r| {
-            r.events.get(*ev).copied().unwrap_or(0).to_string()
+            r.totals.events.get(*ev).copied().unwrap_or(0).to_string()
         });
     }
     row(&mut o, "release fences published", &|r| {
-        r.fences_published.to_string()
+        r.totals.fences_published.to_string()
     });
     row(&mut o, "release fences signalled", &|r| {
-        r.fences_signalled.to_string()
+        r.totals.fences_signalled.to_string()
     });
-    row(&mut o, "trace events lost", &|r| r.trace_lost.to_string());
+    row(&mut o, "trace events lost", &|r| {
+        r.totals.trace_lost.to_string()
+    });
 
     let _ = writeln!(o, "\n## Kernel reports\n");
     head(&mut o, "where");
     row(&mut o, "in the code under test", &|r| {
-        r.splats_under_test.to_string()
+        r.totals.splats_under_test.to_string()
     });
     row(&mut o, "elsewhere (not findings)", &|r| {
         r.splats_elsewhere.values().sum::<u64>().to_string()

@@ -809,11 +809,14 @@ fn a_short_stress_run_is_clean_and_its_counts_match_tracefs() {
         totals.programs
     );
     assert!(
-        report.fences_published > 0,
+        report.totals.fences_published > 0,
         "no release fence was published"
     );
-    assert_eq!(report.fences_published, report.fences_signalled);
-    assert_eq!(report.trace_lost, 0);
+    assert_eq!(
+        report.totals.fences_published,
+        report.totals.fences_signalled
+    );
+    assert_eq!(report.totals.trace_lost, 0);
     for ev in [
         "dma_fence_init",
         "dma_fence_emit",
@@ -825,10 +828,10 @@ fn a_short_stress_run_is_clean_and_its_counts_match_tracefs() {
         "vb2_dqbuf",
     ] {
         assert_eq!(
-            report.events.get(ev).copied().unwrap_or(0),
+            report.totals.events.get(ev).copied().unwrap_or(0),
             reference.get(ev).copied().unwrap_or(0),
             "{ev}: the report and tracefs disagree (report {:?}, tracefs {:?})",
-            report.events,
+            report.totals.events,
             reference
         );
     }

@@ -31,18 +31,19 @@ for p in "${progs[@]}"; do
     expect=$(header "$p" expect)
     times=()
     for seed in $seeds; do
-        cat > "$out/share/job.sh" <<JOB
+        job="$out/job-$name-$seed.sh"
+        cat > "$job" <<JOB
 cd /host
 ./bin/m2mfuzz stress --profile stress-profiles/lab-smoke.toml --duration ${budget}s --seed $seed \
     --stop-on-finding --plain --out out/run
 JOB
         set +e
         "$LAB_DIR/run.sh" --out "$out/$name-$seed" --timeout $((budget + 240)) --share "$out/share" \
-            --cmdline "$switch" "$out/share/job.sh" >/dev/null 2>&1
+            --cmdline "$switch" "$job" >/dev/null 2>&1
         set -e
         t=$(cat "$out"/share/out/run/findings/*/finding.json 2>/dev/null \
-            | jq -rs --arg e "$expect" 'map(select((.kind + ": " + .title) == $e)) | .[0].first_seen_s // empty')
-        found=$(cat "$out"/share/out/run/findings/*/finding.json 2>/dev/null | jq -rs 'map(.kind + ": " + .title) | join("; ")')
+            | jq -rs --arg e "$expect" 'map(select((.kind + ": " + .title) == $e)) | .[0].first_seen_s // empty' || true)
+        found=$(cat "$out"/share/out/run/findings/*/finding.json 2>/dev/null | jq -rs 'map(.kind + ": " + .title) | join("; ")' || true)
         rm -rf "$out/$name-$seed/run"; cp -r "$out/share/out/run" "$out/$name-$seed/run" 2>/dev/null || true
         if [ -n "$t" ]; then times+=("$t"); log "$name seed $seed: found in ${t}s"; else
             log "$name seed $seed: NOT found in ${budget}s (found: ${found:-nothing})"; fi

@@ -269,13 +269,15 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
 
         let mut new_findings = Vec::new();
         for (f, own) in fresh {
-            if let Some(n) = store_finding(&store, &f, own, &programs, epoch, epoch_t0, &switches)?
-            {
+            // Seen = when the oracles concluded, not when the epoch began.
+            let seen = t0.elapsed().as_secs_f64();
+            if let Some(n) = store_finding(&store, &f, own, &programs, epoch, seen, &switches)? {
                 new_findings.push(n);
             }
         }
         for (f, e, progs) in confirmed {
-            if let Some(n) = store_finding(&store, &f, None, &progs, e, epoch_t0, &switches)? {
+            let seen = t0.elapsed().as_secs_f64();
+            if let Some(n) = store_finding(&store, &f, None, &progs, e, seen, &switches)? {
                 new_findings.push(n);
             }
         }
