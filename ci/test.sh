@@ -17,3 +17,4 @@ ci/lab/compliance.sh
 ci/lab/faults.sh
 ci/lab/replay.sh corpora
 ci/lab/repro-check.sh
+ci/lab/recover-check.sh
