@@ -73,22 +73,25 @@ pub struct Entry {
     pub expect: Expect,
 }
 
+/// Whether a finding title (or signature) is a lockdep report, which a kernel gives once per boot.
+pub fn is_lockdep_title(t: &str) -> bool {
+    [
+        "circular locking",
+        "lock state",
+        "recursive locking",
+        "invalid wait context",
+        "RCU usage",
+    ]
+    .iter()
+    .any(|k| t.contains(k))
+}
+
 impl Entry {
     /// Whether the expectation involves a lockdep report (one per boot).
     pub fn needs_lockdep(&self) -> bool {
         match &self.expect {
             Expect::Clean => false,
-            Expect::Findings(f) => f.iter().any(|t| {
-                [
-                    "circular locking",
-                    "lock state",
-                    "recursive locking",
-                    "invalid wait context",
-                    "RCU usage",
-                ]
-                .iter()
-                .any(|k| t.contains(k))
-            }),
+            Expect::Findings(f) => f.iter().any(|t| is_lockdep_title(t)),
         }
     }
 }

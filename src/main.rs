@@ -102,7 +102,7 @@ enum Cmd {
         #[arg(long)]
         seed: Option<u64>,
         /// Override the profile's duration (90s, 10m, 8h).
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = profile::stress::parse_duration)]
         duration: Option<std::time::Duration>,
         /// Override the worker count (0: one per CPU).
         #[arg(long)]
@@ -162,19 +162,9 @@ fn apply_node_overrides(nodes: &[String]) -> Result<()> {
         let (drv, path) = n.split_once('=').with_context(|| {
             format!("--node {n}: expected DRIVER=/dev/videoN, e.g. vim2m=/dev/video3")
         })?;
-        std::env::set_var(
-            format!(
-                "M2MFUZZ_NODE_{}",
-                drv.to_uppercase().replace(['-', ':'], "_")
-            ),
-            path,
-        );
+        device::set_node_override(drv, path);
     }
     Ok(())
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    profile::stress::parse_duration(s)
 }
 
 fn print_verdict(v: &Verdict, json: bool) -> Result<()> {
@@ -192,16 +182,8 @@ fn print_verdict(v: &Verdict, json: bool) -> Result<()> {
     }
     println!(
         "\nledger: {} fences published (vb2), {} signalled; vb2 buffers queued {} done {}",
-        v.ledger
-            .fences
-            .values()
-            .filter(|f| f.emitted && f.driver == "vb2")
-            .count(),
-        v.ledger
-            .fences
-            .values()
-            .filter(|f| f.emitted && f.signaled && f.driver == "vb2")
-            .count(),
+        v.ledger.producer_published(),
+        v.ledger.producer_signalled(),
         v.ledger.count("vb2_buf_queue"),
         v.ledger.count("vb2_buf_done"),
     );
@@ -373,12 +355,7 @@ fn real_main() -> Result<ExitCode> {
                 "{} gives no finding: nothing to shrink for",
                 program.display()
             );
-            let lockdep = target.iter().any(|s| {
-                s.contains("circular locking")
-                    || s.contains("invalid wait context")
-                    || s.contains("lock state")
-                    || s.contains("recursive locking")
-            });
+            let lockdep = target.iter().any(|s| corpus::is_lockdep_title(s));
             anyhow::ensure!(
                 lab.is_some() || !lockdep,
                 "the target is a lockdep report, which the kernel gives once per boot: shrink it with a fresh \
@@ -590,14 +567,7 @@ fn recover_cmd(dir: &std::path::Path, console: Option<&std::path::Path>) -> Resu
     if let Some(log) = console {
         let text =
             std::fs::read_to_string(log).with_context(|| format!("read {}", log.display()))?;
-        let mut last: std::collections::BTreeMap<String, String> = Default::default();
-        for l in text.lines() {
-            if let Some(i) = l.find("m2mfuzz: worker ") {
-                let m = &l[i..];
-                let w = m.split_whitespace().nth(2).unwrap_or("?").to_string();
-                last.insert(w, m.to_string());
-            }
-        }
+        let last = stress::store::last_markers(&text);
         println!("last markers in {}:", log.display());
         for m in last.values() {
             println!("  {m}");

@@ -1,7 +1,7 @@
 //! Reports of stress runs: Markdown for a cover letter (one run, or a baseline and a patched run
 //! side by side) and JSON lines for CI, from a run directory's files alone.
 use crate::stress::store::FindingMeta;
-use crate::stress::Totals;
+use crate::stress::{EpochStats, Totals};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -62,33 +62,19 @@ pub fn load(dir: &Path) -> Result<RunReport> {
     let epochs = std::fs::read_to_string(dir.join("epochs.jsonl")).unwrap_or_default();
     for (i, line) in epochs.lines().enumerate() {
         // The last line may be torn by a crash; anything else is corruption worth telling.
-        let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
+        let Ok(e) = serde_json::from_str::<EpochStats>(line) else {
             if i + 1 < epochs.lines().count() {
-                anyhow::bail!("{}/epochs.jsonl:{}: not JSON", dir.display(), i + 1);
+                anyhow::bail!(
+                    "{}/epochs.jsonl:{}: not an epoch record",
+                    dir.display(),
+                    i + 1
+                );
             }
             continue;
         };
-        let n = |k: &str| e[k].as_u64().unwrap_or(0);
-        // The final drain after the last epoch adds late events, not an epoch.
-        r.totals.epochs += u64::from(e["final"].as_bool() != Some(true));
-        r.totals.seconds = r.totals.seconds.max(e["end_s"].as_f64().unwrap_or(0.0));
-        r.totals.programs += n("programs");
-        r.totals.ops += n("ops");
-        r.totals.errors += n("errors");
-        r.totals.frames += n("frames");
-        r.totals.fences_published += n("fences_published");
-        r.totals.fences_signalled += n("fences_signalled");
-        r.totals.splats_under_test += n("splats_under_test");
-        r.totals.trace_lost += n("trace_lost");
-        if let Some(ev) = e["events"].as_object() {
-            for (k, v) in ev {
-                *r.totals.events.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
-            }
-        }
-        for t in e["splats_elsewhere"].as_array().into_iter().flatten() {
-            *r.splats_elsewhere
-                .entry(t.as_str().unwrap_or("?").to_string())
-                .or_default() += 1;
+        r.totals.add(&e);
+        for t in e.splats_elsewhere {
+            *r.splats_elsewhere.entry(t).or_default() += 1;
         }
     }
     if let Ok(entries) = std::fs::read_dir(dir.join("findings")) {
@@ -104,7 +90,6 @@ pub fn load(dir: &Path) -> Result<RunReport> {
             r.findings.push(m);
         }
     }
-    r.totals.splats_elsewhere = r.splats_elsewhere.values().sum();
     for f in &r.findings {
         *r.totals.findings.entry(f.kind.clone()).or_default() += 1;
     }

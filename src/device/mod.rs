@@ -313,6 +313,20 @@ pub fn media_nodes() -> Vec<MediaNode> {
         .collect()
 }
 
+/// The environment variable that overrides discovery for a node selector.
+fn override_var(selector: &str) -> String {
+    format!(
+        "M2MFUZZ_NODE_{}",
+        selector.to_uppercase().replace(['-', ':'], "_")
+    )
+}
+
+/// Use `path` for the node selector (`vim2m`, `vicodec:stateless-decoder`) from now on in this
+/// process, as `--node` and profile `node =` ask.
+pub fn set_node_override(selector: &str, path: impl AsRef<std::ffi::OsStr>) {
+    std::env::set_var(override_var(selector), path);
+}
+
 /// Resolve an `open node=` selector to a device path. `M2MFUZZ_NODE_<DRIVER>` (driver name upper
 /// case, `-`/`:` as `_`) overrides discovery, as `--node` does on the command line.
 pub fn resolve(node: &Node) -> Result<PathBuf> {
@@ -320,10 +334,7 @@ pub fn resolve(node: &Node) -> Result<PathBuf> {
         Node::Path(p) => return Ok(PathBuf::from(p)),
         Node::Driver(d) => d,
     };
-    let var = format!(
-        "M2MFUZZ_NODE_{}",
-        sel.to_uppercase().replace(['-', ':'], "_")
-    );
+    let var = override_var(sel);
     if let Some(p) = std::env::var_os(&var) {
         return Ok(PathBuf::from(p));
     }

@@ -19,16 +19,10 @@ pub struct HangOracle {
 
 /// `vb2/vim2m-cap-22:0` entries of a fence_info detail: (timeline, status).
 pub fn vb2_fences(detail: &str) -> Vec<(String, i32)> {
-    let Some(list) = detail.split("fences=[").nth(1) else {
-        return Vec::new();
-    };
-    list.trim_end_matches(']')
-        .split_whitespace()
-        .filter_map(|f| {
-            let rest = f.strip_prefix("vb2/")?;
-            let (tl, st) = rest.rsplit_once(':')?;
-            Some((tl.to_string(), st.parse().ok()?))
-        })
+    all_fences(detail)
+        .into_iter()
+        .filter(|(drv, _, _)| drv == "vb2")
+        .map(|(_, tl, st)| (tl, st))
         .collect()
 }
 

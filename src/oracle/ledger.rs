@@ -124,6 +124,22 @@ impl Ledger {
             .filter(|f| is_producer(f) && f.emitted && f.signaled && !f.destroyed)
     }
 
+    /// Producer fences published (emitted).
+    pub fn producer_published(&self) -> u64 {
+        self.fences
+            .values()
+            .filter(|f| is_producer(f) && f.emitted)
+            .count() as u64
+    }
+
+    /// Producer fences published and signalled.
+    pub fn producer_signalled(&self) -> u64 {
+        self.fences
+            .values()
+            .filter(|f| is_producer(f) && f.emitted && f.signaled)
+            .count() as u64
+    }
+
     /// Count of an event.
     pub fn count(&self, ev: &str) -> u64 {
         self.counts.get(ev).copied().unwrap_or(0)

@@ -37,14 +37,15 @@ fn ok_value(o: &Outcome) -> Option<i64> {
     }
 }
 
-/// Whether the lab driver's release fences are switched off (module parameter reads N).
+/// Whether the driver's release fences are known switched off (its profile's module parameter
+/// reads N).
 fn fences_known_off(driver: &str) -> bool {
-    let param = match driver {
-        "vim2m" => "/sys/module/vim2m/parameters/release_fences",
-        "visl" => "/sys/module/visl/parameters/visl_release_fences",
-        _ => return false,
-    };
-    std::fs::read_to_string(param).is_ok_and(|v| v.trim() == "N")
+    crate::profile::ALL
+        .iter()
+        .find(|p| p.driver == driver)
+        .and_then(|p| p.release_fences_param)
+        .and_then(|param| std::fs::read_to_string(format!("/sys/module/{param}")).ok())
+        .is_some_and(|v| v.trim() == "N")
 }
 
 impl StaleOracle {

@@ -57,6 +57,9 @@ pub struct DriverProfile {
     pub hold_capture: bool,
     /// True for the lab's test drivers.
     pub lab: bool,
+    /// The module parameter (under /sys/module) that switches this driver's release fences, where
+    /// one exists (the lab port's switches); `N` there means a stock kernel's behaviour.
+    pub release_fences_param: Option<&'static str>,
 }
 
 impl DriverProfile {
@@ -125,6 +128,7 @@ pub const VIM2M: DriverProfile = DriverProfile {
     ],
     hold_capture: false,
     lab: true,
+    release_fences_param: Some("vim2m/parameters/release_fences"),
 };
 
 /// visl (visl-video.c): stateless decoder stand-in; MPLANE, one plane; sync completion.
@@ -151,6 +155,7 @@ pub const VISL: DriverProfile = DriverProfile {
     controls: &[],
     hold_capture: true,
     lab: true,
+    release_fences_param: Some("visl/parameters/visl_release_fences"),
 };
 
 /// vicodec stateful encoder: raw in, FWHT out; single-planar unless `vicodec.multiplanar=1`.
@@ -173,6 +178,7 @@ pub const VICODEC: DriverProfile = DriverProfile {
     controls: &[],
     hold_capture: false,
     lab: true,
+    release_fences_param: None,
 };
 
 /// vicodec stateless decoder: requests with FWHT_PARAMS required.
@@ -191,6 +197,7 @@ pub const VICODEC_STATELESS: DriverProfile = DriverProfile {
     controls: &[],
     hold_capture: false,
     lab: true,
+    release_fences_param: None,
 };
 
 /// rockchip-rga (rga.c): MPLANE, dma-sg, 34..8192; NV12M is two planes.
@@ -247,6 +254,7 @@ pub const RGA: DriverProfile = DriverProfile {
     ],
     hold_capture: false,
     lab: false,
+    release_fences_param: None,
 };
 
 /// hantro-vpu (RK3566/RK3568 G1 decoder): MPLANE, dma-contig, stateless, requests required.
@@ -269,6 +277,7 @@ pub const HANTRO: DriverProfile = DriverProfile {
     controls: &[],
     hold_capture: true,
     lab: false,
+    release_fences_param: None,
 };
 
 /// Every built-in profile.

@@ -8,11 +8,13 @@ pub mod store;
 pub mod worker;
 
 use crate::exec::ExecOptions;
+use crate::oracle::ledger::Ledger;
+use crate::oracle::Verdict;
 use crate::oracle::{Finding, Kind, OracleOptions, OracleSet};
 use crate::profile::stress::StressProfile;
 use crate::program::{concat, Program};
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,12 +93,109 @@ pub struct Totals {
     pub trace_lost: u64,
 }
 
+/// One epoch's statistics: a line of `RUN/epochs.jsonl`, read back by the report.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EpochStats {
+    /// Epoch number.
+    pub epoch: u64,
+    /// The drain after the last epoch: late events, not an epoch of its own.
+    #[serde(rename = "final")]
+    pub final_drain: bool,
+    /// Seconds from the run's start.
+    pub start_s: f64,
+    /// Seconds from the run's start.
+    pub end_s: f64,
+    /// Programs run.
+    pub programs: u64,
+    /// Ops that ran.
+    pub ops: u64,
+    /// Ops that failed with an errno.
+    pub errors: u64,
+    /// Ops that timed out.
+    pub timeouts: u64,
+    /// CAPTURE buffers dequeued.
+    pub frames: u64,
+    /// Trace event counts.
+    pub events: BTreeMap<String, u64>,
+    /// Producer fences published.
+    pub fences_published: u64,
+    /// Producer fences published and signalled.
+    pub fences_signalled: u64,
+    /// Kernel reports in the code under test.
+    pub splats_under_test: u64,
+    /// Titles of kernel reports elsewhere.
+    pub splats_elsewhere: Vec<String>,
+    /// Trace losses.
+    pub trace_lost: u64,
+    /// Oracle notes.
+    pub notes: Vec<String>,
+    /// Findings first seen in this epoch.
+    pub new_findings: Vec<String>,
+}
+
+impl EpochStats {
+    fn new(epoch: u64, start_s: f64, end_s: f64, runs: &[ProgramRun], v: &Verdict) -> EpochStats {
+        let sum = |f: fn(&ProgramRun) -> u64| runs.iter().map(f).sum();
+        EpochStats {
+            epoch,
+            final_drain: false,
+            start_s,
+            end_s,
+            programs: runs.len() as u64,
+            ops: sum(|r| r.ops),
+            errors: sum(|r| r.errors),
+            timeouts: sum(|r| r.timeouts),
+            frames: sum(|r| r.frames),
+            events: v.ledger.counts.clone(),
+            fences_published: v.ledger.producer_published(),
+            fences_signalled: v.ledger.producer_signalled(),
+            splats_under_test: v.findings.iter().filter(|f| f.kind == Kind::Splat).count() as u64,
+            splats_elsewhere: v.elsewhere.iter().map(|f| f.title.clone()).collect(),
+            trace_lost: v.ledger.lost,
+            notes: v.notes.clone(),
+            new_findings: Vec::new(),
+        }
+    }
+}
+
+impl Totals {
+    /// Add one epoch (or the final drain) to the totals.
+    pub fn add(&mut self, e: &EpochStats) {
+        self.seconds = self.seconds.max(e.end_s);
+        self.epochs += u64::from(!e.final_drain);
+        self.programs += e.programs;
+        self.ops += e.ops;
+        self.errors += e.errors;
+        self.frames += e.frames;
+        for (k, n) in &e.events {
+            *self.events.entry(k.clone()).or_default() += n;
+        }
+        self.fences_published += e.fences_published;
+        self.fences_signalled += e.fences_signalled;
+        self.splats_under_test += e.splats_under_test;
+        self.splats_elsewhere += e.splats_elsewhere.len() as u64;
+        self.trace_lost += e.trace_lost;
+    }
+}
+
 /// A leak the ledger suggested at one epoch's end; confirmed only if a later epoch does not
 /// show the fence signalled / freed after all (RCU-delayed frees, a late signal).
 struct PendingLeak {
     finding: Finding,
     epoch: u64,
     programs: Vec<(ProgramRef, Program)>,
+}
+
+impl PendingLeak {
+    /// Whether a later ledger shows the fence signalled (or, for "never freed", freed) after all.
+    fn resolved_by(&self, ledger: &Ledger) -> bool {
+        let never_freed = self.finding.title.contains("never freed");
+        self.finding
+            .fence_key
+            .and_then(|k| ledger.fences.get(&k))
+            .is_some_and(|f| if never_freed { f.destroyed } else { f.signaled })
+    }
 }
 
 /// Run a stress profile to its end (duration, Ctrl-C, or the first finding if asked).
@@ -126,23 +225,17 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
 
     // Node overrides and a check that every target has a node, before anything is journalled.
     for t in &profile.targets {
+        let selector = t.gen.profile.node_selector();
         if let Some(node) = &t.node {
-            std::env::set_var(
-                format!(
-                    "M2MFUZZ_NODE_{}",
-                    t.gen.profile.driver.to_uppercase().replace(['-', ':'], "_")
-                ),
-                node,
-            );
+            crate::device::set_node_override(&selector, node);
         }
-        crate::device::resolve(&crate::program::Node::Driver(t.gen.profile.node_selector()))
-            .with_context(|| {
-                format!(
-                    "target {} of {}",
-                    t.gen.profile.name,
-                    profile.path.display()
-                )
-            })?;
+        crate::device::resolve(&crate::program::Node::Driver(selector)).with_context(|| {
+            format!(
+                "target {} of {}",
+                t.gen.profile.name,
+                profile.path.display()
+            )
+        })?;
     }
 
     let dbg = crate::device::debug_state::read();
@@ -220,24 +313,13 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
         }
         global.absorb(local.iter().map(|(f, _, _)| f.clone()).collect());
         let mut v = global.finish();
-        let splats_seen = v.findings.iter().filter(|f| f.kind == Kind::Splat).count();
         let programs: Vec<(ProgramRef, Program)> = runs
             .iter()
             .map(|r| (r.r.clone(), r.program.clone()))
             .collect();
 
         // Leaks from earlier epochs that this epoch's ledger shows resolved were late, not lost.
-        pending.retain(|p| {
-            let key = p.finding.fence_key;
-            let resolved = key.and_then(|k| v.ledger.fences.get(&k)).is_some_and(|f| {
-                if p.finding.title.contains("never freed") {
-                    f.destroyed
-                } else {
-                    f.signaled
-                }
-            });
-            !resolved
-        });
+        pending.retain(|p| !p.resolved_by(&v.ledger));
         // Pending leaks one full epoch old are confirmed.
         let mut confirmed = Vec::new();
         pending.retain(|p| {
@@ -282,52 +364,14 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
             }
         }
 
-        // Statistics of the epoch.
-        let vb2 = |pred: &dyn Fn(&crate::oracle::ledger::FenceLife) -> bool| {
-            v.ledger
-                .fences
-                .values()
-                .filter(|f| f.driver == "vb2" && pred(f))
-                .count() as u64
-        };
-        let published = vb2(&|f| f.emitted);
-        let signalled = vb2(&|f| f.signaled);
-        let stats = serde_json::json!({
-            "epoch": epoch,
-            "start_s": epoch_t0,
-            "end_s": t0.elapsed().as_secs_f64(),
-            "programs": runs.len(),
-            "ops": runs.iter().map(|r| r.ops).sum::<u64>(),
-            "errors": runs.iter().map(|r| r.errors).sum::<u64>(),
-            "timeouts": runs.iter().map(|r| r.timeouts).sum::<u64>(),
-            "frames": runs.iter().map(|r| r.frames).sum::<u64>(),
-            "events": v.ledger.counts,
-            "fences_published": published,
-            "fences_signalled": signalled,
-            "splats_under_test": splats_seen,
-            "splats_elsewhere": v.elsewhere.iter().map(|f| f.title.clone()).collect::<Vec<_>>(),
-            "trace_lost": v.ledger.lost,
-            "notes": v.notes,
-            "new_findings": new_findings,
-        });
-        store.epoch(&stats)?;
-        totals.epochs += 1;
-        totals.programs += runs.len() as u64;
-        totals.ops += runs.iter().map(|r| r.ops).sum::<u64>();
-        totals.errors += runs.iter().map(|r| r.errors).sum::<u64>();
-        totals.frames += runs.iter().map(|r| r.frames).sum::<u64>();
-        for (k, n) in &v.ledger.counts {
-            *totals.events.entry(k.clone()).or_default() += n;
-        }
-        totals.fences_published += published;
-        totals.fences_signalled += signalled;
-        totals.splats_elsewhere += v.elsewhere.len() as u64;
-        totals.splats_under_test += splats_seen as u64;
-        totals.trace_lost += v.ledger.lost;
+        let mut stats = EpochStats::new(epoch, epoch_t0, t0.elapsed().as_secs_f64(), &runs, &v);
+        stats.new_findings = new_findings;
+        store.epoch(&serde_json::to_value(&stats)?)?;
+        totals.add(&stats);
         for n in &v.notes {
             progress.note(n);
         }
-        for n in &new_findings {
+        for n in &stats.new_findings {
             progress.note(&format!("FINDING {n}"));
         }
         totals.seconds = t0.elapsed().as_secs_f64();
@@ -341,53 +385,28 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
     // One last look after a grace: late signals and frees, so the counts are complete, and
     // leaks still pending are confirmed or resolved.
     std::thread::sleep(profile.grace.max(Duration::from_millis(500)));
-    let v = global.finish();
+    let mut v = global.finish();
+    let now = t0.elapsed().as_secs_f64();
     if epoch > 0 {
-        store.epoch(&serde_json::json!({
-            "epoch": epoch,
-            "final": true,
-            "start_s": t0.elapsed().as_secs_f64(),
-            "end_s": t0.elapsed().as_secs_f64(),
-            "events": v.ledger.counts,
-            "fences_published": v.ledger.fences.values().filter(|f| f.driver == "vb2" && f.emitted).count(),
-            "fences_signalled": v.ledger.fences.values().filter(|f| f.driver == "vb2" && f.signaled).count(),
-            "splats_elsewhere": v.elsewhere.iter().map(|f| f.title.clone()).collect::<Vec<_>>(),
-            "trace_lost": v.ledger.lost,
-        }))?;
-        for (k, n) in &v.ledger.counts {
-            *totals.events.entry(k.clone()).or_default() += n;
-        }
+        let mut stats = EpochStats::new(epoch, now, now, &[], &v);
+        stats.final_drain = true;
+        store.epoch(&serde_json::to_value(&stats)?)?;
+        totals.add(&stats);
     }
-    for f in v.findings.iter().filter(|f| f.kind == Kind::Splat) {
+    // Every fd is closed and the grace has passed: what the drain shows is final.
+    for f in v.findings.drain(..) {
+        store_finding(&store, &f, None, &[], epoch, now, &switches)?;
+    }
+    for p in pending.into_iter().filter(|p| !p.resolved_by(&v.ledger)) {
         store_finding(
             &store,
-            f,
+            &p.finding,
             None,
-            &[],
-            epoch,
-            t0.elapsed().as_secs_f64(),
+            &p.programs,
+            p.epoch,
+            now,
             &switches,
         )?;
-    }
-    {
-        for p in pending {
-            let resolved = p
-                .finding
-                .fence_key
-                .and_then(|k| v.ledger.fences.get(&k))
-                .is_some_and(|f| f.signaled && f.destroyed);
-            if !resolved {
-                store_finding(
-                    &store,
-                    &p.finding,
-                    None,
-                    &p.programs,
-                    p.epoch,
-                    t0.elapsed().as_secs_f64(),
-                    &switches,
-                )?;
-            }
-        }
     }
     totals.seconds = t0.elapsed().as_secs_f64();
     totals.findings = count_findings(&store);

@@ -208,6 +208,26 @@ impl RunDir {
     }
 }
 
+/// The kernel-log line a worker writes before each program (one write, one record).
+pub fn marker(worker: u32, k: u64, seed: u64) -> String {
+    format!("m2mfuzz: worker {worker} program {k} seed {seed}\n")
+}
+
+/// The last marker of each worker in a console log or kmsg dump.
+pub fn last_markers(text: &str) -> BTreeMap<u32, String> {
+    let mut last = BTreeMap::new();
+    for l in text.lines() {
+        let Some(i) = l.find("m2mfuzz: worker ") else {
+            continue;
+        };
+        let m = l[i..].trim_end();
+        if let Some(w) = m.split_whitespace().nth(2).and_then(|w| w.parse().ok()) {
+            last.insert(w, m.to_string());
+        }
+    }
+    last
+}
+
 /// What `stress --recover` found: per worker, its last journalled program and whether it ended.
 #[derive(Clone, Debug, Serialize)]
 pub struct Recovered {

@@ -114,10 +114,8 @@ impl Worker {
                 eprintln!("m2mfuzz: worker {}: journal: {e:#}", self.id);
             }
             if let Some(f) = &mut self.kmsg {
-                // A marker in the kernel log ties a panic on the console to the program. One
-                // write() is one record, so format first.
-                let line = format!("m2mfuzz: worker {} program {k} seed {}\n", self.id, r.seed);
-                let _ = f.write_all(line.as_bytes());
+                // A marker in the kernel log ties a panic on the console to the program.
+                let _ = f.write_all(super::store::marker(self.id, k, r.seed).as_bytes());
             }
             let run = self.run_one(r, program);
             let result = match (run.stuck, run.findings.is_empty()) {
@@ -126,12 +124,8 @@ impl Worker {
                 (false, false) => "finding",
             };
             let _ = store.journal_end(&run.r, result);
-            let stuck = run.stuck;
+            // A stuck program's thread stays lost in the kernel; the next one gets a fresh thread.
             let _ = done.send(run);
-            if stuck {
-                // Its thread is lost in the kernel; the next program gets a fresh one.
-                continue;
-            }
         }
     }
 
