@@ -113,6 +113,10 @@ enum Cmd {
         /// End the run at the first finding.
         #[arg(long)]
         stop_on_finding: bool,
+        /// End the run once a finding whose `kind: title` contains TEXT is stored (e.g. "hang:
+        /// release fence hang on vim2m-cap"); other findings on the way are stored and passed.
+        #[arg(long, value_name = "TEXT")]
+        until: Option<String>,
         /// Plain progress lines even on a terminal.
         #[arg(long)]
         plain: bool,
@@ -453,6 +457,7 @@ fn real_main() -> Result<ExitCode> {
             workers,
             switches,
             stop_on_finding,
+            until,
             plain,
             recover,
             console,
@@ -476,6 +481,7 @@ fn real_main() -> Result<ExitCode> {
                 workers,
                 switches,
                 stop_on_finding,
+                until,
                 plain,
             };
             let t = stress::run(&p, &opts)?;

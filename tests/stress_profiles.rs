@@ -113,3 +113,14 @@ fn serialized_programs_keep_their_handles_apart() {
     // And the text round-trips.
     assert_eq!(text::parse(&c.to_string()).unwrap(), c);
 }
+
+#[test]
+fn a_transaction_time_is_one_value_or_a_list_to_draw_from() {
+    for (v, want) in [("1", vec![1]), ("[1, 300]", vec![1, 300])] {
+        let src = format!("duration = 60\n[[target]]\ndriver = \"vim2m\"\ntrans_time_ms = {v}\n");
+        let p = StressProfile::parse(&src, Path::new("t.toml")).unwrap();
+        assert_eq!(p.targets[0].gen.trans_time_ms, want);
+    }
+    let e = err("duration = 60\n[[target]]\ndriver = \"vim2m\"\ntrans_time_ms = \"slow\"\n");
+    assert!(e.starts_with("bad.toml:4:"), "{e}");
+}

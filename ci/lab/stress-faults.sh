@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Does the stress engine find each fault? For every corpora/faults/*.m2m, boot the lab with its
-# `# switch:` on the kernel command line, run `m2mfuzz stress` (lab-smoke, --stop-on-finding) for
-# up to BUDGET seconds per seed, and check that its `# expect:` finding is among the run's findings.
+# `# switch:` on the kernel command line, run `m2mfuzz stress` (lab-smoke, --until the program's
+# `# expect:` finding) for up to BUDGET seconds per seed, and check that the finding was stored;
+# findings on the way (the same fault seen on the other driver, say) are kept and passed.
 # Prints a table with the time to that finding (median and max over the seeds) and writes it to
 # OUT/results.md and OUT/results.jsonl. Exit 1 when a fault is never found.
 #   stress-faults.sh [--out DIR] [--budget SECONDS] [--seeds "1 2 3"] [PROGRAM…]
@@ -35,7 +36,7 @@ for p in "${progs[@]}"; do
         cat > "$job" <<JOB
 cd /host
 ./bin/m2mfuzz stress --profile stress-profiles/lab-smoke.toml --duration ${budget}s --seed $seed \
-    --stop-on-finding --plain --out out/run
+    --until "$expect" --plain --out out/run
 JOB
         set +e
         "$LAB_DIR/run.sh" --out "$out/$name-$seed" --timeout $((budget + 240)) --share "$out/share" \

@@ -62,8 +62,25 @@ struct RawTarget {
     cap_formats: Vec<Spanned<String>>,
     #[serde(default)]
     sizes: Vec<Spanned<[u32; 2]>>,
-    trans_time_ms: Option<u32>,
+    trans_time_ms: Option<OneOrMany>,
     workers: Option<u32>,
+}
+
+/// `key = 5` or `key = [1, 300]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl OneOrMany {
+    fn to_vec(&self) -> Vec<u32> {
+        match self {
+            OneOrMany::One(v) => vec![*v],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
 }
 
 /// One target driver of a profile.
@@ -206,7 +223,11 @@ impl StressProfile {
             gen.invalid_percent = invalid_percent;
             gen.import_percent = import_percent;
             gen.max_wait_ms = max_wait_ms;
-            gen.trans_time_ms = t.trans_time_ms;
+            gen.trans_time_ms = t
+                .trans_time_ms
+                .as_ref()
+                .map(OneOrMany::to_vec)
+                .unwrap_or_default();
             gen.sw_sync = raw.oracles.sw_sync.unwrap_or(profile.lab);
             for (name, w) in &raw.weights {
                 gen.weights.insert(name.clone(), *w.get_ref());

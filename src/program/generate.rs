@@ -72,8 +72,9 @@ pub struct GenConfig {
     pub cap_formats: Vec<FourCc>,
     /// Frame sizes to choose from (empty: the profile's default, sometimes a random valid one).
     pub sizes: Vec<(u32, u32)>,
-    /// A fixed vim2m-style transaction time (ms) instead of a random 1..20.
-    pub trans_time_ms: Option<u32>,
+    /// vim2m-style transaction times (ms) to choose from per context (empty: a random 1..20).
+    /// Long ones leave time for a reader to race the job (stale reads); short ones give rate.
+    pub trans_time_ms: Vec<u32>,
     /// Percentage of contexts after the first whose OUTPUT queue imports (DMABUF memory) the
     /// CAPTURE buffers another context exported: a decoder feeding a converter.
     pub import_percent: u32,
@@ -114,7 +115,7 @@ impl GenConfig {
             out_formats: Vec::new(),
             cap_formats: Vec::new(),
             sizes: Vec::new(),
-            trans_time_ms: None,
+            trans_time_ms: Vec::new(),
             import_percent: 30,
         }
     }
@@ -288,9 +289,11 @@ impl<C: Choices> Gen<'_, C> {
                 m.q[qi(queue)].sizeimage = w * ht * 2;
             }
             if let Some(ctrl) = p.controls.first().filter(|c| c.name == "TRANS_TIME_MSEC") {
-                let value = match self.cfg.trans_time_ms {
-                    Some(ms) => i64::from(ms),
-                    None => 1 + i64::from(self.c.below(20)),
+                let times = &self.cfg.trans_time_ms;
+                let value = match times.len() {
+                    0 => 1 + i64::from(self.c.below(20)),
+                    1 => i64::from(times[0]),
+                    n => i64::from(times[self.c.below(n as u32) as usize]),
                 };
                 self.push(Op::SetCtrl {
                     ctx: h,

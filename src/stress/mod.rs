@@ -43,6 +43,20 @@ pub fn install_stop_handler() {
     }
 }
 
+/// Whether the findings stored so far end the run (`--stop-on-finding`, `--until`).
+fn should_stop(
+    known: &std::collections::BTreeMap<String, store::FindingMeta>,
+    stop_on_finding: bool,
+    until: Option<&str>,
+) -> bool {
+    match until {
+        Some(text) => known
+            .values()
+            .any(|m| format!("{}: {}", m.kind, m.title).contains(text)),
+        None => stop_on_finding && !known.is_empty(),
+    }
+}
+
 /// Command-line choices that override the profile.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -58,6 +72,9 @@ pub struct RunOptions {
     pub switches: Vec<String>,
     /// Stop at the first finding.
     pub stop_on_finding: bool,
+    /// Stop once a finding whose `kind: title` contains this text is stored: the other findings
+    /// on the way are kept, and the run goes on past them.
+    pub until: Option<String>,
     /// Progress lines even on a terminal (no carriage-return redraw).
     pub plain: bool,
 }
@@ -378,7 +395,11 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
         totals.findings = count_findings(&store);
         progress.update(&totals);
         epoch += 1;
-        if stop_on_finding && !store.known.lock().unwrap().is_empty() {
+        if should_stop(
+            &store.known.lock().unwrap(),
+            stop_on_finding,
+            opts.until.as_deref(),
+        ) {
             break;
         }
     }
@@ -492,4 +513,27 @@ fn uname() -> String {
         read("version"),
         std::env::consts::ARCH
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_waits_for_its_finding_and_passes_others() {
+        let mut known = std::collections::BTreeMap::new();
+        assert!(!should_stop(&known, true, None));
+        let meta = |kind: &str, title: &str| store::FindingMeta {
+            kind: kind.into(),
+            title: title.into(),
+            ..Default::default()
+        };
+        known.insert("a".into(), meta("hang", "release fence hang on visl-cap"));
+        assert!(should_stop(&known, true, None));
+        assert!(!should_stop(&known, false, None));
+        let want = Some("hang: release fence hang on vim2m-cap");
+        assert!(!should_stop(&known, true, want));
+        known.insert("b".into(), meta("hang", "release fence hang on vim2m-cap"));
+        assert!(should_stop(&known, false, want));
+    }
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Metadata of one finding, as `finding.json` holds it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct FindingMeta {
     /// `hang`, `leaked-fence`, `splat`, `stale-read`.
     pub kind: String,
