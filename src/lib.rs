@@ -5,6 +5,8 @@
 pub mod corpus;
 pub mod device;
 pub mod exec;
+pub mod fuzz;
+pub mod kcov;
 pub mod oracle;
 pub mod profile;
 pub mod program;

@@ -158,6 +158,31 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         invalid: u32,
     },
+    /// Write a libFuzzer seed corpus for a fuzz target: deterministic inputs whose programs
+    /// together use the most kinds of ops (greedy cover), named by content hash.
+    FuzzSeeds {
+        /// Driver profile (the target m2m_<driver>).
+        #[arg(long)]
+        driver: String,
+        /// Inputs to keep.
+        #[arg(long, default_value_t = 12)]
+        count: usize,
+        /// Output directory (e.g. fuzz/seeds/m2m_vim2m).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Print the program a fuzz input (a libFuzzer artifact or corpus file) decodes to, ready
+    /// for `run`, `replay`, `shrink` and `repro`.
+    Decode {
+        /// The input file (e.g. fuzz/artifacts/m2m_vim2m/crash-…).
+        artifact: PathBuf,
+        /// The fuzz target's driver profile (default: from an `m2m_<driver>` path component).
+        #[arg(long)]
+        driver: Option<String>,
+        /// Where to write the program (default: stdout).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `--node vim2m=/dev/video3` becomes the override `device::resolve` reads.
@@ -538,7 +563,62 @@ fn real_main() -> Result<ExitCode> {
             print!("{prog}");
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::FuzzSeeds { driver, count, out } => {
+            let p = profile::by_name(&driver)
+                .with_context(|| format!("unknown driver profile `{driver}`"))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
+            let seeds = m2mfuzz::fuzz::seed_inputs(p, count);
+            for s in &seeds {
+                let name = format!("seed-{:016x}", m2mfuzz::fuzz::content_hash(s));
+                std::fs::write(out.join(&name), s)?;
+            }
+            eprintln!(
+                "{} seeds for m2m_{driver} in {}",
+                seeds.len(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Decode {
+            artifact,
+            driver,
+            out,
+        } => {
+            let driver = match driver {
+                Some(d) => d,
+                None => fuzz_target_driver(&artifact).with_context(|| {
+                    format!(
+                        "cannot tell the fuzz target from {}: give --driver (vim2m, visl, vicodec, rga, hantro)",
+                        artifact.display()
+                    )
+                })?,
+            };
+            let p = profile::by_name(&driver)
+                .with_context(|| format!("unknown driver profile `{driver}`"))?;
+            let bytes =
+                std::fs::read(&artifact).with_context(|| format!("read {}", artifact.display()))?;
+            let mut prog = program::generate::from_bytes(&bytes, p);
+            let name = artifact
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            prog.set_header("decoded-from", &format!("m2m_{driver} input {name}"));
+            match out {
+                Some(o) => std::fs::write(&o, prog.to_string())
+                    .with_context(|| format!("write {}", o.display()))?,
+                None => print!("{prog}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The driver of the fuzz target an artifact path names (`…/m2m_vim2m/crash-…`).
+fn fuzz_target_driver(path: &std::path::Path) -> Option<String> {
+    path.components().rev().find_map(|c| {
+        let s = c.as_os_str().to_str()?;
+        let d = s.strip_prefix("m2m_")?;
+        profile::by_name(d).map(|_| d.to_string())
+    })
 }
 
 /// `stress --recover`: the journal's programs, and the console's last markers when given.

@@ -4,6 +4,7 @@
 //! uapi headers when `ci/lab/build-kernel.sh` has installed them, else the system's linux-libc-dev.
 use m2mfuzz::uapi::dmabuf::*;
 use m2mfuzz::uapi::ioctl;
+use m2mfuzz::uapi::kcov::*;
 use m2mfuzz::uapi::media::*;
 use m2mfuzz::uapi::sync_file::*;
 use m2mfuzz::uapi::v4l2::*;
@@ -213,7 +214,17 @@ fn facts() -> Vec<Fact> {
         }
     );
     layout!(v, None, sw_sync_create_fence_data { value, name, fence });
-    for &(name, num) in ioctl::ALL {
+    layout!(
+        v,
+        None,
+        kcov_remote_arg {
+            trace_mode,
+            area_size,
+            num_handles,
+            common_handle
+        }
+    );
+    for &(name, num) in ioctl::ALL.iter().chain(m2mfuzz::uapi::kcov::ALL) {
         v.push(Fact {
             label: name.to_string(),
             c_expr: name.to_string(),
@@ -237,7 +248,7 @@ struct sw_sync_create_fence_data { __u32 value; char name[32]; __s32 fence; };
 fn c_source(facts: &[Fact], with_main: bool) -> String {
     let mut s = String::from(
         "#include <stddef.h>\n#include <stdio.h>\n#include <linux/videodev2.h>\n\
-         #include <linux/media.h>\n#include <linux/dma-buf.h>\n#include <linux/sync_file.h>\n",
+         #include <linux/media.h>\n#include <linux/dma-buf.h>\n#include <linux/kcov.h>\n#include <linux/sync_file.h>\n",
     );
     s += SW_SYNC_DECLS;
     s += "const unsigned long long m2m_facts[] = {\n";

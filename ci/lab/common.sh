@@ -21,3 +21,21 @@ need_pkgs() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
         || die "apt-get install ${missing[*]} failed"
 }
+
+# cargo-fuzz for the fuzz targets (installed into ~/.cargo/bin once).
+need_cargo_fuzz() {
+    command -v cargo-fuzz >/dev/null && return 0
+    log "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked >&2 || die "cargo install cargo-fuzz failed"
+}
+
+# Build a fuzz target as a static binary the guest can run: DIR/bin/TARGET.
+build_fuzz_target() {
+    local target=$1 dest=$2
+    need_cargo_fuzz
+    mkdir -p "$dest/bin"
+    log "building fuzz target $target (static, no sanitizer)"
+    (cd "$REPO_DIR" && RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo fuzz build -s none --target x86_64-unknown-linux-gnu "$target" >&2)
+    cp "$REPO_DIR/fuzz/target/x86_64-unknown-linux-gnu/release/$target" "$dest/bin/"
+}

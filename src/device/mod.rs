@@ -314,7 +314,7 @@ pub fn media_nodes() -> Vec<MediaNode> {
 }
 
 /// The environment variable that overrides discovery for a node selector.
-fn override_var(selector: &str) -> String {
+pub fn override_var(selector: &str) -> String {
     format!(
         "M2MFUZZ_NODE_{}",
         selector.to_uppercase().replace(['-', ':'], "_")

@@ -50,8 +50,20 @@ impl<O: Observer> Observer for Beat<'_, O> {
 pub fn run_supervised<O: Observer + Send + 'static>(
     prog: Program,
     opts: ExecOptions,
+    obs: O,
+    margin: Duration,
+) -> Result<(Vec<Outcome>, O), Stuck> {
+    run_supervised_with(prog, opts, obs, margin, || {})
+}
+
+/// [`run_supervised`], calling `on_thread` first on the executor thread (e.g. to enable KCOV
+/// for that thread).
+pub fn run_supervised_with<O: Observer + Send + 'static>(
+    prog: Program,
+    opts: ExecOptions,
     mut obs: O,
     margin: Duration,
+    on_thread: impl FnOnce() + Send + 'static,
 ) -> Result<(Vec<Outcome>, O), Stuck> {
     let p = Arc::new(Progress::default());
     let (tx, rx) = mpsc::channel();
@@ -65,6 +77,7 @@ pub fn run_supervised<O: Observer + Send + 'static>(
             worker_p
                 .tid
                 .store(unsafe { libc::gettid() }, Ordering::SeqCst);
+            on_thread();
             let mut ex = Executor::new(opts);
             let outcomes = {
                 let mut beat = Beat {

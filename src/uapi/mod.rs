@@ -6,6 +6,8 @@ pub mod dmabuf;
 #[allow(missing_docs)] // kernel names; the kernel headers document them.
 pub mod ioctl;
 #[allow(missing_docs)] // kernel names; the kernel headers document them.
+pub mod kcov;
+#[allow(missing_docs)] // kernel names; the kernel headers document them.
 pub mod media;
 #[allow(missing_docs)] // kernel names; the kernel headers document them.
 pub mod sync_file;

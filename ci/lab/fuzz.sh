@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Run a cargo fuzz target in the lab: built statically without a sanitizer, run in a fresh boot
+# for SECONDS against the lab's drivers, with kernel coverage guiding it (KCOV=on), only counted
+# (observe) or not collected (off). Results in OUT/share/out: fuzz.log (libFuzzer's output),
+# edges ("EXECS EDGES": distinct kernel edges seen), corpus/, artifacts/. Prints one summary line.
+#   fuzz.sh [--out DIR] [--target m2m_vim2m] [--seconds 300] [--kcov on|observe|off]
+#           [--cmdline "SWITCHES"] [--seeds DIR] [-- LIBFUZZER-ARGS…]
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+out="$REPO_DIR/lab-out/fuzz" target=m2m_vim2m secs=300 kcov=on cmdline="" seeds=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) out=$2; shift 2 ;;
+        --target) target=$2; shift 2 ;;
+        --seconds) secs=$2; shift 2 ;;
+        --kcov) kcov=$2; shift 2 ;;
+        --cmdline) cmdline=$2; shift 2 ;;
+        --seeds) seeds=$2; shift 2 ;;
+        --) shift; break ;;
+        *) die "unknown argument $1 (libFuzzer arguments go after --)" ;;
+    esac
+done
+case "$kcov" in on|observe|off) ;; *) die "--kcov on|observe|off, not $kcov" ;; esac
+[ -n "$seeds" ] || seeds="$REPO_DIR/fuzz/seeds/$target"
+rm -rf "$out"; mkdir -p "$out/share/out/corpus" "$out/share/out/artifacts" "$out/share/seeds"
+[ -d "$seeds" ] && cp -r "$seeds"/. "$out/share/seeds/"
+build_fuzz_target "$target" "$out/share"
+{
+    echo "cd /host"
+    printf 'M2MFUZZ_KCOV=%s M2MFUZZ_EDGES_FILE=/host/out/edges ./bin/%s -max_total_time=%s -rss_limit_mb=0 -timeout=120 -artifact_prefix=/host/out/artifacts/' "$kcov" "$target" "$secs"
+    printf ' %q' "$@"
+    echo ' /host/out/corpus /host/seeds > /host/out/fuzz.log 2>&1'
+    echo 'echo "libfuzzer exit $?" >> /host/out/fuzz.log'
+    echo "exit 0"
+} > "$out/share/job.sh"
+log "fuzzing $target for ${secs}s in the lab (KCOV $kcov) ${cmdline:+with $cmdline}"
+"$LAB_DIR/run.sh" --out "$out" --timeout $((secs + 300)) --share "$out/share" --cmdline "$cmdline" \
+    "$out/share/job.sh" >/dev/null 2>&1 || true
+log_file="$out/share/out/fuzz.log"
+[ -f "$log_file" ] || die "no fuzz.log: see $out/console.log"
+read -r execs edges < "$out/share/out/edges" 2>/dev/null || { execs=0; edges=0; }
+cov=$(grep -o 'cov: [0-9]*' "$log_file" | tail -1 | cut -d' ' -f2)
+arts=$(ls "$out/share/out/artifacts" | tr '\n' ' ')
+echo "$target kcov=$kcov ${secs}s: execs $execs, kernel edges $edges, libFuzzer cov ${cov:-0}, artifacts: ${arts:-none}"

@@ -1,0 +1,4 @@
+//! `cargo fuzz run m2m_vim2m`: programs for the vim2m driver's node (found by driver name;
+//! `M2MFUZZ_NODE_VIM2M=/dev/videoN` overrides).
+#![no_main]
+libfuzzer_sys::fuzz_target!(init: m2mfuzz_fuzz::init("vim2m"), |data: &[u8]| m2mfuzz_fuzz::run(data));

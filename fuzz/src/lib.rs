@@ -1,0 +1,47 @@
+//! What every m2mfuzz fuzz target shares: the harness for its driver, and libFuzzer's extra
+//! counters, into which the kernel edges (KCOV) of each execution are hashed.
+use m2mfuzz::fuzz::Harness;
+use std::sync::Mutex;
+
+/// Counter slots for kernel edges.
+const SLOTS: usize = 1 << 16;
+
+/// libFuzzer reads every byte of this section as an 8-bit coverage counter, cleared before each
+/// input and collected after it (FuzzerExtraCounters.cpp).
+#[used]
+#[link_section = "__libfuzzer_extra_counters"]
+static mut KERNEL_EDGES: [u8; SLOTS] = [0; SLOTS];
+
+static HARNESS: Mutex<Option<Harness>> = Mutex::new(None);
+
+/// Set up the harness for `driver` before the first input, on libFuzzer's main thread (which
+/// then runs every input: remote coverage is tied to it). A missing node exits here, before
+/// libFuzzer would count the exit as a crash of some input.
+pub fn init(driver: &str) {
+    *HARNESS.lock().unwrap_or_else(|e| e.into_inner()) = Some(Harness::new(driver));
+}
+
+/// Run one fuzz input; a finding aborts with its title so libFuzzer keeps the input
+/// (`m2mfuzz decode` turns it back into a program).
+pub fn run(data: &[u8]) {
+    let mut guard = HARNESS.lock().unwrap_or_else(|e| e.into_inner());
+    let h = guard.as_mut().expect("init ran first");
+    let counters = std::ptr::addr_of_mut!(KERNEL_EDGES) as *mut u8;
+    let findings = h.run(data, &mut |edge| {
+        let i = (edge as usize) % SLOTS;
+        // SAFETY: libFuzzer runs inputs one at a time on this thread; `i` is in bounds.
+        unsafe {
+            let c = counters.add(i);
+            *c = (*c).saturating_add(1);
+        }
+    });
+    if let Some(f) = findings.first() {
+        eprintln!(
+            "m2mfuzz: finding on input ({} bytes):\n{}\n{}",
+            data.len(),
+            h.program(data),
+            f.evidence
+        );
+        panic!("m2mfuzz finding: {}: {}", f.kind, f.title);
+    }
+}

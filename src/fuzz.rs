@@ -1,0 +1,234 @@
+//! The libFuzzer harness behind the `fuzz/` targets: fuzz bytes → a driver-aware program → the
+//! supervised executor on that driver's node → the oracles, with the kernel's coverage of the
+//! execution (KCOV, per-thread and remote) handed back as hashed edges for libFuzzer's extra
+//! counters.
+use crate::exec::supervise::run_supervised_with;
+use crate::exec::ExecOptions;
+use crate::kcov::{self, Area};
+use crate::oracle::{Finding, OracleOptions, OracleSet};
+use crate::profile::driver::by_name;
+use crate::profile::DriverProfile;
+use crate::program::generate::from_bytes;
+use crate::program::Program;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// KCOV buffer size in PCs, per area.
+const WORDS: usize = 1 << 20;
+
+/// How kernel coverage is used (`M2MFUZZ_KCOV`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guidance {
+    /// Collect and feed it to libFuzzer (default).
+    On,
+    /// Collect and count it, but do not feed it (the benchmark's baseline).
+    Observe,
+    /// Do not collect.
+    Off,
+}
+
+impl Guidance {
+    /// From `M2MFUZZ_KCOV` (`on`, `observe`, `off`; unset is `on`).
+    pub fn from_env() -> Guidance {
+        match std::env::var("M2MFUZZ_KCOV").as_deref() {
+            Ok("off") | Ok("0") => Guidance::Off,
+            Ok("observe") => Guidance::Observe,
+            _ => Guidance::On,
+        }
+    }
+}
+
+struct Coverage {
+    /// Remote coverage (m2m jobs in kworkers); enabled on the dispatching thread.
+    remote: Area,
+    /// Per-thread coverage; each executor thread enables it for itself.
+    thread: Arc<Area>,
+}
+
+/// One fuzz target's state, created on the first input.
+pub struct Harness {
+    profile: &'static DriverProfile,
+    cov: Option<Coverage>,
+    guidance: Guidance,
+    edges: HashSet<u64>,
+    execs: u64,
+    last_note: Instant,
+    edges_file: Option<std::path::PathBuf>,
+}
+
+impl Harness {
+    /// A harness for `driver` (a profile name: `rga`, `hantro`, `vim2m`, `visl`, `vicodec`).
+    /// Must be created on the thread that will call [`Harness::run`]: remote coverage is tied to
+    /// it and to the executor threads it spawns.
+    pub fn new(driver: &str) -> Harness {
+        let profile = by_name(driver).unwrap_or_else(|| panic!("no driver profile `{driver}`"));
+        // A missing node is the setup's fault, not the input's: exit rather than let libFuzzer
+        // save a crash artifact for it.
+        let selector = profile.node_selector();
+        let var = crate::device::override_var(&selector);
+        match crate::device::resolve(&crate::program::Node::Driver(selector.clone())) {
+            Ok(path) => eprintln!(
+                "m2mfuzz: {driver} programs on {} ({selector}; {var} overrides)",
+                path.display()
+            ),
+            Err(e) => {
+                eprintln!("m2mfuzz: no {selector} node: {e:#}; set {var}=/dev/videoN");
+                std::process::exit(2);
+            }
+        }
+        let mut guidance = Guidance::from_env();
+        let cov = if guidance == Guidance::Off {
+            eprintln!("m2mfuzz: M2MFUZZ_KCOV=off: running without kernel coverage");
+            None
+        } else {
+            match Self::open_coverage() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!("m2mfuzz: no kernel coverage ({e:#}); running without it");
+                    guidance = Guidance::Off;
+                    None
+                }
+            }
+        };
+        if cov.is_some() {
+            eprintln!(
+                "m2mfuzz: kernel coverage from KCOV (per-thread and remote), guidance {guidance:?}"
+            );
+        }
+        Harness {
+            profile,
+            cov,
+            guidance,
+            edges: HashSet::new(),
+            execs: 0,
+            last_note: Instant::now(),
+            edges_file: std::env::var_os("M2MFUZZ_EDGES_FILE").map(Into::into),
+        }
+    }
+
+    fn open_coverage() -> anyhow::Result<Coverage> {
+        let remote = Area::open(WORDS)?;
+        remote.enable_remote(kcov::common_handle())?;
+        let thread = Arc::new(Area::open(WORDS)?);
+        Ok(Coverage { remote, thread })
+    }
+
+    /// Distinct kernel edges seen so far.
+    pub fn kernel_edges(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// The program these bytes decode to.
+    pub fn program(&self, data: &[u8]) -> Program {
+        from_bytes(data, self.profile)
+    }
+
+    /// Run one input. Each kernel edge it covered is passed to `feed` (when guiding); the
+    /// findings in the code under test are returned.
+    pub fn run(&mut self, data: &[u8], feed: &mut dyn FnMut(u64)) -> Vec<Finding> {
+        let prog = self.program(data);
+        let oracle_opts = OracleOptions {
+            grace: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let margin = oracle_opts.fence_deadline + Duration::from_secs(10);
+        let oracles = OracleSet::new(oracle_opts);
+        if let Some(c) = &self.cov {
+            c.remote.reset();
+            c.thread.reset();
+        }
+        let thread = self.cov.as_ref().map(|c| c.thread.clone());
+        let on_thread = move || {
+            if let Some(t) = thread {
+                // EBUSY only if an earlier executor thread is still stuck in the kernel.
+                let _ = t.enable_this_thread();
+            }
+        };
+        let result = run_supervised_with(
+            prog.clone(),
+            ExecOptions::default(),
+            oracles,
+            margin,
+            on_thread,
+        );
+        let findings = match result {
+            Ok((_, mut oracles)) => oracles.finish().findings,
+            Err(stuck) => vec![Finding::stuck(&prog.ops[stuck.index], &stuck)],
+        };
+        self.execs += 1;
+        if let Some(c) = &self.cov {
+            for area in [&*c.thread, &c.remote] {
+                for e in kcov::edges(&area.pcs()) {
+                    if self.guidance == Guidance::On {
+                        feed(e);
+                    }
+                    self.edges.insert(e);
+                }
+            }
+            self.note_edges();
+        }
+        findings
+    }
+
+    fn note_edges(&mut self) {
+        if let Some(f) = &self.edges_file {
+            let _ = std::fs::write(f, format!("{} {}\n", self.execs, self.edges.len()));
+        }
+        if self.last_note.elapsed() > Duration::from_secs(10) {
+            self.last_note = Instant::now();
+            eprintln!(
+                "m2mfuzz: {} execs, {} kernel edges",
+                self.execs,
+                self.edges.len()
+            );
+        }
+    }
+}
+
+/// FNV-1a of an input: stable file names for seeds.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Seed inputs for a target: from a fixed PRNG stream of candidate byte strings, greedily keep
+/// the one whose decoded program adds the most (op name, queue-or-not) kinds not yet covered,
+/// until `count` are kept or nothing new is added. Deterministic, so the committed seeds can be
+/// regenerated.
+pub fn seed_inputs(profile: &'static DriverProfile, count: usize) -> Vec<Vec<u8>> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(0x6d32_6d66);
+    let candidates: Vec<Vec<u8>> = (0..400)
+        .map(|_| {
+            let len = rng.gen_range(64..2048);
+            (0..len).map(|_| rng.gen()).collect()
+        })
+        .collect();
+    let kinds = |b: &[u8]| -> HashSet<String> {
+        from_bytes(b, profile)
+            .ops
+            .iter()
+            .map(|op| {
+                op.to_string()
+                    .split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    let sets: Vec<HashSet<String>> = candidates.iter().map(|c| kinds(c)).collect();
+    let mut covered = HashSet::new();
+    let mut out = Vec::new();
+    while out.len() < count {
+        let best = (0..candidates.len())
+            .max_by_key(|&i| sets[i].difference(&covered).count())
+            .filter(|&i| sets[i].difference(&covered).count() > 0);
+        let Some(i) = best else { break };
+        covered.extend(sets[i].iter().cloned());
+        out.push(candidates[i].clone());
+    }
+    out
+}
