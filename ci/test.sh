@@ -7,6 +7,9 @@ ci/setup.sh
 # Cheap checks first, so a formatting slip fails in seconds, not after a kernel build.
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The fuzz crate is its own workspace (cargo fuzz builds it with its own flags).
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+cargo clippy --manifest-path fuzz/Cargo.toml --locked -- -D warnings
 # The lab kernel build also installs the 6.12 uapi headers the layout test compares against.
 ci/lab/build-kernel.sh >/dev/null
 # The patches must keep building with the release fences configured out.
@@ -18,3 +21,4 @@ ci/lab/faults.sh
 ci/lab/replay.sh corpora
 ci/lab/repro-check.sh
 ci/lab/recover-check.sh
+ci/lab/fuzz-check.sh

@@ -102,8 +102,9 @@ impl Area {
 
 /// A common remote handle unique to this process (the kernel refuses duplicates).
 pub fn common_handle() -> u64 {
-    // KCOV_SUBSYSTEM_COMMON is 0 in the top byte; ids must be non-zero and fit 56 bits.
-    KCOV_SUBSYSTEM_COMMON << 56 | (0x6d32 << 32) | u64::from(std::process::id())
+    // Subsystem in the top byte (COMMON is 0), a non-zero 32-bit instance in the low word, and
+    // nothing in between (kcov_check_handle): the pid is unique and never 0.
+    KCOV_SUBSYSTEM_COMMON | u64::from(std::process::id())
 }
 
 /// Edges of a PC trace, hashed: each (previous PC, PC) pair.

@@ -29,13 +29,36 @@ need_cargo_fuzz() {
     cargo install cargo-fuzz --locked >&2 || die "cargo install cargo-fuzz failed"
 }
 
+# libFuzzer from libfuzzer-sys's own sources without FuzzerInterceptors.cpp: its memcmp/strcmp
+# interceptors find the real functions with dlsym(RTLD_NEXT), which a static binary does not
+# have (they jump to address 0). Without a sanitizer they only fed value profiles. Prints the path.
+static_libfuzzer() {
+    local src lib
+    src=$(cd "$REPO_DIR/fuzz" && cargo metadata --locked --format-version 1 \
+        | jq -r '.packages[] | select(.name == "libfuzzer-sys") | .manifest_path' | xargs dirname)/libfuzzer
+    [ -d "$src" ] || die "libfuzzer-sys sources not found at $src"
+    lib="$LAB_CACHE/libfuzzer-static-$(cat "$src"/*.cpp | sha256sum | cut -c1-16)/libfuzzer.a"
+    if [ ! -f "$lib" ]; then
+        log "building libFuzzer without interceptors (static binaries)"
+        local tmp; tmp=$(mktemp -d); mkdir -p "$(dirname "$lib")"
+        for f in "$src"/*.cpp; do
+            [ "$(basename "$f")" = FuzzerInterceptors.cpp ] && continue
+            echo "$f"
+        done | xargs -P 2 -I{} sh -c 'g++ -c -O2 -g -std=c++17 -fno-omit-frame-pointer -w "{}" -o "'"$tmp"'/$(basename "{}" .cpp).o"'
+        ar rcs "$lib.tmp" "$tmp"/*.o && mv "$lib.tmp" "$lib"; rm -rf "$tmp"
+    fi
+    echo "$lib"
+}
+
 # Build a fuzz target as a static binary the guest can run: DIR/bin/TARGET.
 build_fuzz_target() {
-    local target=$1 dest=$2
+    local target=$1 dest=$2 lib
     need_cargo_fuzz
+    need_pkgs jq g++
     mkdir -p "$dest/bin"
+    lib=$(static_libfuzzer)
     log "building fuzz target $target (static, no sanitizer)"
-    (cd "$REPO_DIR" && RUSTFLAGS="-C target-feature=+crt-static" \
+    (cd "$REPO_DIR" && RUSTFLAGS="-C target-feature=+crt-static" CUSTOM_LIBFUZZER_PATH="$lib" \
         cargo fuzz build -s none --target x86_64-unknown-linux-gnu "$target" >&2)
     cp "$REPO_DIR/fuzz/target/x86_64-unknown-linux-gnu/release/$target" "$dest/bin/"
 }

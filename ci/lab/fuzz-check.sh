@@ -18,9 +18,11 @@ done
 "$LAB_DIR/fuzz.sh" --out "$out/fuzz" --target m2m_vim2m --seconds "$budget" --cmdline "$switch"
 arts=("$out"/fuzz/share/out/artifacts/crash-*)
 [ -f "${arts[0]}" ] || die "m2m_vim2m with $switch saved no artifact in ${budget}s (see $out/fuzz/share/out/fuzz.log)"
-title=$(sed -n 's/.*panicked at .*//; s/^.*m2mfuzz finding: \(.*\)$/\1/p' "$out/fuzz/share/out/fuzz.log" | head -1)
-[ -n "$title" ] || die "the fuzz log names no finding (see $out/fuzz/share/out/fuzz.log)"
-log "artifact $(basename "${arts[0]}"): $title"
+log_file="$out/fuzz/share/out/fuzz.log"
+# The findings the fuzzer aborted on, one `FINDING: kind: title` line each: replay expects them all.
+mapfile -t found < <(sed -n 's/^FINDING: //p' "$log_file" | sort -u)
+[ ${#found[@]} -gt 0 ] || die "the fuzz log names no finding (see $log_file)"
+log "artifact $(basename "${arts[0]}"): ${found[*]}"
 mkdir -p "$out/replay"
 prog="$out/replay/fuzz-artifact.m2m"
 cargo build --quiet --release --locked --bin m2mfuzz
@@ -28,7 +30,7 @@ cargo build --quiet --release --locked --bin m2mfuzz
 {
     head -1 "$prog.body"
     echo "# switch: $switch"
-    echo "# expect: $title"
+    printf '# expect: %s\n' "${found[@]}"
     tail -n +2 "$prog.body"
 } > "$prog"
 rm "$prog.body"

@@ -22,23 +22,23 @@ while [ $# -gt 0 ]; do
 done
 case "$kcov" in on|observe|off) ;; *) die "--kcov on|observe|off, not $kcov" ;; esac
 [ -n "$seeds" ] || seeds="$REPO_DIR/fuzz/seeds/$target"
-rm -rf "$out"; mkdir -p "$out/share/out/corpus" "$out/share/out/artifacts" "$out/share/seeds"
+rm -rf "$out"; mkdir -p "$out/share/seeds"
 [ -d "$seeds" ] && cp -r "$seeds"/. "$out/share/seeds/"
 build_fuzz_target "$target" "$out/share"
 {
-    echo "cd /host"
+    echo "cd /host && mkdir -p out/corpus out/artifacts"
     printf 'M2MFUZZ_KCOV=%s M2MFUZZ_EDGES_FILE=/host/out/edges ./bin/%s -max_total_time=%s -rss_limit_mb=0 -timeout=120 -artifact_prefix=/host/out/artifacts/' "$kcov" "$target" "$secs"
-    printf ' %q' "$@"
+    [ $# -eq 0 ] || printf ' %q' "$@"
     echo ' /host/out/corpus /host/seeds > /host/out/fuzz.log 2>&1'
     echo 'echo "libfuzzer exit $?" >> /host/out/fuzz.log'
     echo "exit 0"
-} > "$out/share/job.sh"
+} > "$out/job.sh"
 log "fuzzing $target for ${secs}s in the lab (KCOV $kcov) ${cmdline:+with $cmdline}"
 "$LAB_DIR/run.sh" --out "$out" --timeout $((secs + 300)) --share "$out/share" --cmdline "$cmdline" \
-    "$out/share/job.sh" >/dev/null 2>&1 || true
+    "$out/job.sh" >/dev/null 2>&1 || true
 log_file="$out/share/out/fuzz.log"
 [ -f "$log_file" ] || die "no fuzz.log: see $out/console.log"
 read -r execs edges < "$out/share/out/edges" 2>/dev/null || { execs=0; edges=0; }
-cov=$(grep -o 'cov: [0-9]*' "$log_file" | tail -1 | cut -d' ' -f2)
+cov=$(grep -o 'cov: [0-9]*' "$log_file" | tail -1 | cut -d' ' -f2 || true)
 arts=$(ls "$out/share/out/artifacts" | tr '\n' ' ')
 echo "$target kcov=$kcov ${secs}s: execs $execs, kernel edges $edges, libFuzzer cov ${cov:-0}, artifacts: ${arts:-none}"

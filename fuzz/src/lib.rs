@@ -42,6 +42,10 @@ pub fn run(data: &[u8]) {
             h.program(data),
             f.evidence
         );
+        // Every finding, as `watch` and the C reproducers print them: replay expects them all.
+        for f in &findings {
+            eprintln!("FINDING: {}: {}", f.kind, f.title);
+        }
         panic!("m2mfuzz finding: {}: {}", f.kind, f.title);
     }
 }

@@ -659,6 +659,9 @@ pub fn from_bytes(bytes: &[u8], profile: &'static DriverProfile) -> Program {
     cfg.contexts = 1 + u.below(2);
     cfg.body_ops = 64;
     cfg.invalid_percent = 10;
+    // Executions per second matter more to a fuzzer than long waits: a starved queue's DQBUF
+    // costs 150 ms, not 500.
+    cfg.max_wait_ms = 150;
     generate(&mut u, &cfg)
 }
 

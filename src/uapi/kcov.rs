@@ -21,7 +21,7 @@ pub const KCOV_DISABLE: super::ioctl::Request = request_code_none!(b'c', 101) as
 pub const KCOV_REMOTE_ENABLE: super::ioctl::Request =
     request_code_write!(b'c', 102, size_of::<kcov_remote_arg>()) as _;
 pub const KCOV_TRACE_PC: u32 = 0;
-pub const KCOV_SUBSYSTEM_COMMON: u64 = 0;
+pub const KCOV_SUBSYSTEM_COMMON: u64 = 0 << 56;
 
 /// Every KCOV request number with its kernel macro name, for the layout test.
 pub const ALL: &[(&str, super::ioctl::Request)] = &[
