@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use m2mfuzz::exec::{supervise, ExecOptions};
 use m2mfuzz::oracle::{OracleOptions, OracleSet, Verdict};
 use m2mfuzz::program::generate::{generate, GenConfig, RngChoices};
-use m2mfuzz::{corpus, device, profile, program, report, shrink, stress};
+use m2mfuzz::{corpus, device, profile, program, report, stress};
 use rand::SeedableRng;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,19 +54,32 @@ enum Cmd {
     },
     /// Shrink a program to the shortest one that still gives the same finding(s).
     Shrink {
-        /// The program (with its `# switch:` header, if it needs one).
-        program: PathBuf,
+        /// A program (with its `# switch:` header, if it needs one), or a stress finding
+        /// directory (RUN/findings/<slug>): its worker programs are tried alone, then
+        /// serialized, then concurrently (the interleaving kept), and the first that still gives
+        /// the finding is shrunk.
+        #[arg(required_unless_present = "resume")]
+        input: Option<PathBuf>,
         /// Keep this finding (`kind: title`, as `run` prints it); default: every finding of the
-        /// first run.
+        /// first run (a finding directory names its own).
         #[arg(long)]
         finding: Vec<String>,
         /// Run each candidate in a fresh lab boot; the share dir holds the guest's bin/m2mfuzz
-        /// (use ci/lab/shrink.sh, which prepares it). Needed for lockdep findings.
+        /// (use ci/lab/shrink.sh, which prepares it).
         #[arg(long, value_name = "SHARE")]
         lab: Option<PathBuf>,
-        /// Where to write the shrunk program (default: stdout).
+        /// Where to write the shrunk program (default: stdout; several concurrent programs go to
+        /// OUT.1.m2m, OUT.2.m2m…).
         #[arg(long, short)]
         out: Option<PathBuf>,
+        /// Save progress to FILE after every candidate. A lockdep finding reports once per boot:
+        /// outside the lab its shrink saves here (default INPUT.shrink.json) and stops when the
+        /// next candidate needs a reboot (exit code 3); `--resume FILE` then continues.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// Continue a shrink from its state file, after a reboot.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "finding", "lab", "state"])]
+        resume: Option<PathBuf>,
     },
     /// Write a standalone C reproducer of a program (libc and kernel headers only).
     Repro {
@@ -351,63 +364,13 @@ fn real_main() -> Result<ExitCode> {
             })
         }
         Cmd::Shrink {
-            program,
+            input,
             finding,
             lab,
             out,
-        } => {
-            let src = std::fs::read_to_string(&program)
-                .with_context(|| format!("read {}", program.display()))?;
-            let prog = program::text::parse(&src)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", program.display()))?;
-            let run = |p: &program::Program| match &lab {
-                Some(share) => shrink::findings_in_fresh_boot(p, share),
-                None => shrink::findings_here(p),
-            };
-            let first = run(&prog)?;
-            let target: std::collections::BTreeSet<String> = if finding.is_empty() {
-                first.clone()
-            } else {
-                let sigs: std::collections::BTreeSet<String> = first
-                    .iter()
-                    .filter(|s| finding.iter().any(|f| s.starts_with(f.as_str())))
-                    .cloned()
-                    .collect();
-                anyhow::ensure!(
-                    sigs.len() >= finding.len(),
-                    "the program does not give {finding:?}; it gives {first:?}"
-                );
-                sigs
-            };
-            anyhow::ensure!(
-                !target.is_empty(),
-                "{} gives no finding: nothing to shrink for",
-                program.display()
-            );
-            let lockdep = target.iter().any(|s| corpus::is_lockdep_title(s));
-            anyhow::ensure!(
-                lab.is_some() || !lockdep,
-                "the target is a lockdep report, which the kernel gives once per boot: shrink it with a fresh \
-                 boot per candidate (ci/lab/shrink.sh {})",
-                program.display()
-            );
-            eprintln!("shrinking {} ops for {target:?}", prog.ops.len());
-            let mut reproduces = |p: &program::Program| {
-                let got = run(p).unwrap_or_default();
-                target.is_subset(&got)
-            };
-            let r = shrink::shrink(&prog, &mut reproduces);
-            eprintln!(
-                "shrunk {} -> {} ops in {} candidates, {:.1} s",
-                r.ops_before, r.ops_after, r.tries, r.seconds
-            );
-            match out {
-                Some(o) => std::fs::write(&o, r.program.to_string())
-                    .with_context(|| format!("write {}", o.display()))?,
-                None => print!("{}", r.program),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+            state,
+            resume,
+        } => shrink_cmd(input, &finding, lab, out, state, resume),
         Cmd::Repro { c, program, out } => {
             anyhow::ensure!(c, "give the format: --c (the only one so far)");
             let src = std::fs::read_to_string(&program)
@@ -606,6 +569,122 @@ fn real_main() -> Result<ExitCode> {
                 Some(o) => std::fs::write(&o, prog.to_string())
                     .with_context(|| format!("write {}", o.display()))?,
                 None => print!("{prog}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `m2mfuzz shrink`: start or resume a shrink session and write its result.
+fn shrink_cmd(
+    input: Option<PathBuf>,
+    finding: &[String],
+    lab: Option<PathBuf>,
+    out: Option<PathBuf>,
+    state_file: Option<PathBuf>,
+    resume: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use m2mfuzz::shrink::session::{self, Outcome, State, Where};
+    let (state, state_file, place) = match resume {
+        Some(f) => {
+            let st = State::load(&f)?;
+            anyhow::ensure!(
+                !st.done,
+                "the shrink in {} has finished already",
+                f.display()
+            );
+            eprintln!(
+                "resuming the shrink of {}: {} candidates answered, {} runs in {} boots so far",
+                st.input,
+                st.answers.len(),
+                st.runs,
+                st.boots
+            );
+            (st, Some(f), Where::Here)
+        }
+        None => {
+            let input = input.expect("clap requires INPUT without --resume");
+            let st = State::new(&input, finding, out)?;
+            let place = lab.map_or(Where::Here, Where::Lab);
+            // Lockdep targets outside the lab get a state file whether asked or not.
+            let default_state = || {
+                let mut p = input.clone().into_os_string();
+                p.push(".shrink.json");
+                PathBuf::from(p)
+            };
+            let expects_lockdep = st.lockdep_target()
+                || finding.iter().any(|f| corpus::is_lockdep_title(f))
+                || std::fs::read_to_string(&input).is_ok_and(|t| {
+                    t.lines()
+                        .filter_map(|l| l.strip_prefix("# expect:"))
+                        .any(|e| corpus::is_lockdep_title(e.trim()))
+                });
+            let f = match (state_file, &place) {
+                (Some(f), _) => Some(f),
+                (None, Where::Here) if expects_lockdep => Some(default_state()),
+                _ => None,
+            };
+            (st, f, place)
+        }
+    };
+    eprintln!(
+        "shrinking {} for {:?}",
+        state.input,
+        if state.target.is_empty() {
+            "the findings of its first run".to_string()
+        } else {
+            format!("{:?}", state.target)
+        }
+    );
+    match session::run(state, state_file.as_deref(), &place)? {
+        Outcome::NeedsReboot { state_file, state } => {
+            eprintln!(
+                "lockdep has reported in this boot, so the next candidate needs a fresh one. \
+                 Progress is saved in {} ({} candidates answered, {} runs, {} boots). \
+                 Reboot (with the same kernel and command line), then run:\n  m2mfuzz shrink --resume {}",
+                state_file.display(),
+                state.answers.len(),
+                state.runs,
+                state.boots,
+                state_file.display()
+            );
+            Ok(ExitCode::from(3))
+        }
+        Outcome::Done {
+            programs,
+            ops_before,
+            ops_after,
+            state,
+        } => {
+            eprintln!(
+                "shrunk {ops_before} -> {ops_after} ops: {} candidates, {} runs, {} boots, {:.1} s",
+                state.answers.len(),
+                state.runs,
+                state.boots.max(1),
+                state.seconds
+            );
+            if programs.len() > 1 {
+                eprintln!(
+                    "the finding needs its {} programs run concurrently: the interleaving is kept",
+                    programs.len()
+                );
+            }
+            match (&state.out, programs.as_slice()) {
+                (Some(o), [one]) => std::fs::write(o, one.to_string())
+                    .with_context(|| format!("write {}", o.display()))?,
+                (Some(o), many) => {
+                    for (i, p) in many.iter().enumerate() {
+                        let mut f = o.clone().into_os_string();
+                        f.push(format!(".{}.m2m", i + 1));
+                        std::fs::write(&f, p.to_string())
+                            .with_context(|| format!("write {}", PathBuf::from(&f).display()))?;
+                    }
+                }
+                (None, many) => {
+                    for p in many {
+                        print!("{p}");
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -233,67 +233,7 @@ pub fn shrink(p: &Program, reproduces: &mut dyn FnMut(&Program) -> bool) -> Shru
     }
 }
 
-/// Findings of one run of `p` in this boot, with its `# switch:` parameters set, as signatures.
-pub fn findings_here(p: &Program) -> anyhow::Result<BTreeSet<String>> {
-    use crate::exec::{ExecOptions, Executor};
-    use crate::oracle::{OracleOptions, OracleSet};
-    let switches = crate::corpus::parse_switches(p.header("switch").unwrap_or(""))
-        .map_err(anyhow::Error::msg)?;
-    let _applied = crate::corpus::Applied::apply(&switches).map_err(anyhow::Error::msg)?;
-    let mut oracles = OracleSet::new(OracleOptions::default());
-    Executor::new(ExecOptions::default()).run_observed(p, &mut oracles);
-    Ok(oracles
-        .finish()
-        .findings
-        .into_iter()
-        .map(|f| f.signature)
-        .collect())
-}
+pub mod run;
+pub mod session;
 
-/// Findings of `p` run in a fresh lab boot (`ci/lab/run.sh`), its `# switch:` on the kernel
-/// command line. `share` holds the guest's static `bin/m2mfuzz` (ci/lab/build-guest-bins.sh).
-pub fn findings_in_fresh_boot(
-    p: &Program,
-    share: &std::path::Path,
-) -> anyhow::Result<BTreeSet<String>> {
-    use anyhow::Context;
-    let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/lab/run.sh");
-    std::fs::write(share.join("cand.m2m"), p.to_string())?;
-    let job = share.join("cand-job.sh");
-    std::fs::write(
-        &job,
-        "/host/bin/m2mfuzz run --json /host/cand.m2m > /host/out/cand.jsonl 2>/host/out/cand.err\n",
-    )?;
-    let out = share.parent().unwrap_or(share).join("boot");
-    let status = std::process::Command::new("bash")
-        .arg(&run)
-        .args(["--out"])
-        .arg(&out)
-        .args(["--share"])
-        .arg(share)
-        .args([
-            "--timeout",
-            "300",
-            "--cmdline",
-            p.header("switch").unwrap_or(""),
-        ])
-        .arg(&job)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .with_context(|| format!("run {}", run.display()))?;
-    let text = std::fs::read_to_string(share.join("out/cand.jsonl")).with_context(|| {
-        format!(
-            "no results from the lab boot (run.sh exit {status}); console: {}/console.log",
-            out.display()
-        )
-    })?;
-    let mut sigs = BTreeSet::new();
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line)?;
-        if let Some(s) = v["finding"]["signature"].as_str() {
-            sigs.insert(s.to_string());
-        }
-    }
-    Ok(sigs)
-}
+pub use run::{findings_concurrently, findings_here, findings_in_fresh_boot};

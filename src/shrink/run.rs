@@ -1,0 +1,114 @@
+//! The shrinker's "does it reproduce?" runs: in this boot, in a fresh lab boot, or several
+//! programs concurrently (a finding that needs its interleaving).
+use crate::program::Program;
+use std::collections::BTreeSet;
+
+/// Findings of one run of `p` in this boot, with its `# switch:` parameters set, as signatures.
+pub fn findings_here(p: &Program) -> anyhow::Result<BTreeSet<String>> {
+    use crate::exec::{ExecOptions, Executor};
+    use crate::oracle::{OracleOptions, OracleSet};
+    let switches = crate::corpus::parse_switches(p.header("switch").unwrap_or(""))
+        .map_err(anyhow::Error::msg)?;
+    let _applied = crate::corpus::Applied::apply(&switches).map_err(anyhow::Error::msg)?;
+    let mut oracles = OracleSet::new(OracleOptions::default());
+    Executor::new(ExecOptions::default()).run_observed(p, &mut oracles);
+    Ok(oracles
+        .finish()
+        .findings
+        .into_iter()
+        .map(|f| f.signature)
+        .collect())
+}
+
+/// Findings of `p` run in a fresh lab boot (`ci/lab/run.sh`), its `# switch:` on the kernel
+/// command line. `share` holds the guest's static `bin/m2mfuzz` (ci/lab/build-guest-bins.sh).
+pub fn findings_in_fresh_boot(
+    p: &Program,
+    share: &std::path::Path,
+) -> anyhow::Result<BTreeSet<String>> {
+    use anyhow::Context;
+    let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/lab/run.sh");
+    std::fs::write(share.join("cand.m2m"), p.to_string())?;
+    let job = share.join("cand-job.sh");
+    std::fs::write(
+        &job,
+        "/host/bin/m2mfuzz run --json /host/cand.m2m > /host/out/cand.jsonl 2>/host/out/cand.err\n",
+    )?;
+    let out = share.parent().unwrap_or(share).join("boot");
+    let status = std::process::Command::new("bash")
+        .arg(&run)
+        .args(["--out"])
+        .arg(&out)
+        .args(["--share"])
+        .arg(share)
+        .args([
+            "--timeout",
+            "300",
+            "--cmdline",
+            p.header("switch").unwrap_or(""),
+        ])
+        .arg(&job)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("run {}", run.display()))?;
+    let text = std::fs::read_to_string(share.join("out/cand.jsonl")).with_context(|| {
+        format!(
+            "no results from the lab boot (run.sh exit {status}); console: {}/console.log",
+            out.display()
+        )
+    })?;
+    let mut sigs = BTreeSet::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        if let Some(s) = v["finding"]["signature"].as_str() {
+            sigs.insert(s.to_string());
+        }
+    }
+    Ok(sigs)
+}
+
+/// Findings of `programs` run concurrently in this boot, one thread each (as stress workers
+/// ran them), with `switches` set: the per-program oracles in each thread, the kernel-wide ones
+/// (kmsg, ledger) over the whole run.
+pub fn findings_concurrently(
+    programs: &[Program],
+    switches: &str,
+) -> anyhow::Result<BTreeSet<String>> {
+    use crate::exec::supervise::run_supervised;
+    use crate::exec::ExecOptions;
+    use crate::oracle::{Finding, OracleOptions, OracleSet};
+    let sw = crate::corpus::parse_switches(switches).map_err(anyhow::Error::msg)?;
+    let _applied = crate::corpus::Applied::apply(&sw).map_err(anyhow::Error::msg)?;
+    let opts = OracleOptions::default();
+    let margin = opts.fence_deadline + std::time::Duration::from_secs(10);
+    let mut global = OracleSet::new(opts.clone());
+    let locals: Vec<Vec<Finding>> = std::thread::scope(|s| {
+        let handles: Vec<_> = programs
+            .iter()
+            .map(|p| {
+                let opts = opts.clone();
+                s.spawn(move || {
+                    let local = OracleSet::local(opts);
+                    match run_supervised(p.clone(), ExecOptions::default(), local, margin) {
+                        Ok((_, mut o)) => o.take_local(),
+                        Err(stuck) => vec![Finding::stuck(&p.ops[stuck.index], &stuck)],
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for l in locals {
+        global.absorb(l);
+    }
+    Ok(global
+        .finish()
+        .findings
+        .into_iter()
+        .map(|f| f.signature)
+        .collect())
+}
