@@ -283,7 +283,7 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
         );
     };
     if matches!(place, Where::Lab(_)) && cur.len() > 1 {
-        bail!("the finding needs its programs run concurrently: shrink it on the machine (without --lab)");
+        bail!("the finding needs its programs run concurrently: shrink it on the machine (without --lab; ci/lab/shrink.sh in the lab)");
     }
     let ops_before: usize = cur.iter().map(|p| p.ops.len()).sum();
     for i in 0..cur.len() {
