@@ -73,6 +73,28 @@ pub struct Entry {
     pub expect: Expect,
 }
 
+/// The `module.param=value` tokens of a kernel command line whose parameter exists under
+/// `sys_module` (e.g. `/sys/module`): what the boot set, as `# switch:` takes them.
+pub fn cmdline_switches(cmdline: &str, sys_module: &Path) -> Vec<String> {
+    cmdline
+        .split_whitespace()
+        .filter(|t| {
+            let Some((name, _)) = t.split_once('=') else {
+                return false;
+            };
+            let Some((module, param)) = name.split_once('.') else {
+                return false;
+            };
+            sys_module
+                .join(module)
+                .join("parameters")
+                .join(param)
+                .exists()
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 /// Whether a finding title (or signature) is a lockdep report, which a kernel gives once per boot.
 pub fn is_lockdep_title(t: &str) -> bool {
     [

@@ -70,3 +70,23 @@ fn expectations_are_checked_when_loading() {
     assert_eq!(ok.switches[0].param, "abort_mode");
     assert_eq!(ok.switches[0].value, "1");
 }
+
+#[test]
+fn kernel_command_line_switches_are_the_existing_module_parameters() {
+    let root = std::env::temp_dir().join(format!("m2mfuzz-sysmod-{}", std::process::id()));
+    for p in [
+        "videobuf2_common/parameters/rf_fault",
+        "vim2m/parameters/rf_error_every",
+    ] {
+        let f = root.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, "0\n").unwrap();
+    }
+    let cmdline = "console=ttyS0 printk.devkmsg=on videobuf2_common.rf_fault=2 \
+                   vim2m.rf_error_every=1 vim2m.nonexistent=3 quiet";
+    assert_eq!(
+        m2mfuzz::corpus::cmdline_switches(cmdline, &root),
+        ["videobuf2_common.rf_fault=2", "vim2m.rf_error_every=1"]
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

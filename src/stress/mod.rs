@@ -239,6 +239,14 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
         .flatten()
         .collect();
     let _applied = crate::corpus::Applied::apply(&parsed).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Module parameters given on the kernel command line are part of the conditions too: record
+    // them first, so a finding's `# switch:` header reproduces it in a boot without them.
+    let mut booted = crate::corpus::cmdline_switches(
+        &std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
+        std::path::Path::new("/sys/module"),
+    );
+    booted.retain(|b| !switches.contains(b));
+    let switches: Vec<String> = booted.into_iter().chain(switches).collect();
 
     // Node overrides and a check that every target has a node, before anything is journalled.
     for t in &profile.targets {
