@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job without hardware: boot the lab kernel and run `m2mfuzz stress` with the lab-smoke
-# profile (vim2m + visl, 10 minutes), then write the report (lab-out/main/report.md).
+# profile (vim2m + visl, 10 minutes), then write the report (lab-out/main/report.md) and check its
+# dma_fence/vb2 counts against an independent tracefs instance (lab-out/main/trace-check.md).
 #   main.sh [--duration 10m] [--profile stress-profiles/lab-smoke.toml] [--cmdline "ARGS"] [-- STRESS-ARGS…]
 # Exit code: 0 clean, 1 findings (see the report and lab-out/main/share/out/run/findings/).
 set -euo pipefail
@@ -17,4 +18,5 @@ while [ $# -gt 0 ]; do
 done
 args=("$@")
 [ -z "$duration" ] || args=(--duration "$duration" "${args[@]}")
-exec "$LAB_DIR/stress.sh" --out "$REPO_DIR/lab-out/main" --profile "$profile" --cmdline "$cmdline" -- "${args[@]}"
+exec "$LAB_DIR/stress.sh" --out "$REPO_DIR/lab-out/main" --profile "$profile" --cmdline "$cmdline" --check-trace \
+    -- "${args[@]}"

@@ -90,6 +90,7 @@ pub const ACTIONS: &[(&str, u32)] = &[
     ("poll_dmabuf", 4),
     ("dmabuf_sync", 3),
     ("check", 4),
+    ("reader", 4),
     ("expbuf", 3),
     ("streamoff", 3),
     ("streamon", 4),
@@ -458,6 +459,7 @@ impl<C: Choices> Gen<'_, C> {
                     });
                 }
             }
+            "reader" => self.reader(ci, wait_ms),
             "expbuf" => {
                 let count = self.ctxs[ci].q[1].count.max(1);
                 let index = self.c.below(count);
@@ -582,6 +584,85 @@ impl<C: Choices> Gen<'_, C> {
             self.ops.push(Op::CloseRequest { h: req });
         }
         self.ctxs[ci].q[qi(queue)].queued.push_back(index);
+    }
+
+    /// A consumer of the frames (a compositor, the next pipeline stage): canary the CAPTURE
+    /// buffer, queue it with an OUTPUT buffer, export its fence, wait for it and read the frame.
+    /// A fence that says done while the frame is not there is a stale read.
+    fn reader(&mut self, ci: usize, wait_ms: u32) {
+        let ctx = self.ctxs[ci].h;
+        let count = self.ctxs[ci].q[1].count;
+        if count == 0 {
+            return;
+        }
+        // A mapped CAPTURE buffer (mapping one if none is), and a dmabuf of it.
+        let m = match self.pick(&self.ctxs[ci].maps.clone()) {
+            Some(im) => im,
+            None => {
+                let index = self.c.below(count);
+                let map = self.fresh(ResKind::Mapping);
+                self.push(Op::Mmap {
+                    ctx,
+                    queue: Queue::Cap,
+                    index,
+                    plane: None,
+                    ret: map,
+                });
+                self.ctxs[ci].maps.push((index, map));
+                (index, map)
+            }
+        };
+        let (index, m) = m;
+        let d = match self.ctxs[ci].exports.iter().find(|(x, _)| *x == index) {
+            Some(&(_, d)) => d,
+            None => {
+                let d = self.fresh(ResKind::Dmabuf);
+                self.push(Op::Expbuf {
+                    ctx,
+                    queue: Queue::Cap,
+                    index,
+                    plane: None,
+                    flags: None,
+                    ret: d,
+                });
+                self.ctxs[ci].exports.push((index, d));
+                d
+            }
+        };
+        if !self.ctxs[ci].q[1].queued.contains(&index) {
+            self.push(Op::Fill {
+                map: m,
+                byte: Hex(0x5a),
+            });
+            self.push(Op::Qbuf {
+                ctx,
+                queue: Queue::Cap,
+                index,
+                memory: None,
+                dmabuf: None,
+                request: None,
+                bytesused: None,
+                flags: None,
+                field: None,
+            });
+            self.ctxs[ci].q[1].queued.push_back(index);
+            self.qbuf(ci, Queue::Out);
+        }
+        let s = self.fresh(ResKind::SyncFile);
+        self.push(Op::ExportSyncFile {
+            dmabuf: d,
+            dir: SyncDir::Read,
+            ret: s,
+        });
+        self.syncs.push(s);
+        self.push(Op::Wait {
+            sync: s,
+            timeout_ms: wait_ms.max(self.cfg.max_wait_ms / 2),
+        });
+        self.push(Op::Check {
+            map: m,
+            byte: Hex(0x5a),
+        });
     }
 
     /// Inject a sw_sync fence into a CAPTURE dmabuf, and usually signal it later.
