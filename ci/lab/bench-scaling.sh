@@ -24,9 +24,9 @@ cp -r "$REPO_DIR/stress-profiles" "$out/share/"
         echo "./bin/m2mfuzz stress --profile stress-profiles/lab-bench.toml --workers $w --duration ${secs}s --seed 3 --plain --out out/w$w"
     done
     echo "exit 0"
-} > "$out/share/job.sh"
+} > "$out/job.sh"
 "$LAB_DIR/run.sh" --out "$out" --timeout $(( ($(wc -w <<< "$workers") * (secs + 60)) + 120 )) \
-    --share "$out/share" "$out/share/job.sh" >&2
+    --share "$out/share" "$out/job.sh" >&2
 for w in $workers; do
     jq -c --arg w "$w" '{workers: ($w|tonumber), seconds, programs, ops, frames,
         programs_per_s: (.programs / .seconds), ops_per_s: (.ops / .seconds), frames_per_s: (.frames / .seconds)}' \
