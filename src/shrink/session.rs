@@ -300,6 +300,16 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
     }
     let mut state = finish(state, t0, ran_here.get());
     state.done = true;
+    // The result is a regression program: the conditions and the outcome it must give.
+    for p in &mut cur {
+        if !state.switches.is_empty() {
+            p.set_header("switch", &state.switches);
+        }
+        p.header.retain(|(k, _)| k != "expect");
+        for t in &state.target {
+            p.header.push(("expect".into(), t.clone()));
+        }
+    }
     if let Some(f) = state_file {
         state.save(f)?;
     }
