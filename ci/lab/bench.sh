@@ -52,7 +52,14 @@ if has shrink; then
             continue
         fi
         if "$LAB_DIR/shrink.sh" --out "$out/shrink/$name" "$dir" --finding "$expect" >&2; then
-            jq -c --arg n "$name" --argjson h "$hand" '{program: $n, hand_written_ops: $h, shrunk: .}' \
+            # Its C reproducer, compiled and run in a fresh boot, must give the same finding.
+            repro=no
+            if [ -f "$out/shrink/$name/shrunk.m2m" ] && \
+                "$LAB_DIR/repro-check.sh" --out "$out/shrink/$name/repro" "$out/shrink/$name/shrunk.m2m" >&2; then
+                repro=yes
+            fi
+            jq -c --arg n "$name" --argjson h "$hand" --arg r "$repro" \
+                '{program: $n, hand_written_ops: $h, shrunk: ., c_reproducer_reproduces: ($r == "yes")}' \
                 "$out/shrink/$name/result.json" >> "$out/shrink.jsonl"
         else
             jq -cn --arg n "$name" --argjson h "$hand" '{program: $n, hand_written_ops: $h, shrunk: "failed"}' >> "$out/shrink.jsonl"
@@ -79,11 +86,11 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -m), $(npr
     if [ -f "$out/find/results.md" ]; then echo; echo "## Time to first finding (stress, lab-smoke, seeds: $seeds)"; echo; cat "$out/find/results.md"; fi
     if [ -f "$out/shrink.jsonl" ]; then
         echo; echo "## Shrink quality (a stress finding, shrunk in the lab with reboots)"; echo
-        echo "| fault | hand-written ops | stress finding ops | shrunk ops | boots | runs | wall s |"
-        echo "|---|---:|---:|---:|---:|---:|---:|"
+        echo "| fault | hand-written ops | stress finding ops | shrunk ops | boots | runs | wall s | C repro |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---|"
         jq -r 'if (.shrunk | type) == "object" then
-                 "| \(.program) | \(.hand_written_ops) | \(.shrunk.ops_before) | \(.shrunk.ops_after) | \(.shrunk.boots) | \(.shrunk.runs) | \(.shrunk.seconds) |"
-               else "| \(.program) | \(.hand_written_ops) | \(if .shrunk == null then "not found" else "shrink failed" end) | - | - | - | - |" end' "$out/shrink.jsonl"
+                 "| \(.program) | \(.hand_written_ops) | \(.shrunk.ops_before) | \(.shrunk.ops_after) | \(.shrunk.boots) | \(.shrunk.runs) | \(.shrunk.seconds) | \(if .c_reproducer_reproduces then "same finding" else "different" end) |"
+               else "| \(.program) | \(.hand_written_ops) | \(if .shrunk == null then "not found" else "shrink failed" end) | - | - | - | - | - |" end' "$out/shrink.jsonl"
     fi
     if [ -f "$out/scaling/scaling.md" ]; then echo; echo "## Scaling (lab-bench, vim2m 1 ms)"; echo; cat "$out/scaling/scaling.md"; fi
     if [ -f "$out/coverage/coverage.md" ]; then echo; echo "## Kernel coverage"; echo; cat "$out/coverage/coverage.md"; fi
