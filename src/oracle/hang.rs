@@ -13,6 +13,9 @@ use std::time::Duration;
 pub struct HangOracle {
     /// How long a published fence may stay pending after a program's own wait gave up.
     pub fence_deadline: Duration,
+    /// Extra time a job may legitimately take: the longest transaction time the program set
+    /// (vim2m's TRANS_TIME_MSEC, clamped to its range as the kernel clamps it), twice over.
+    pub job_slack: Duration,
     /// Findings so far.
     pub findings: Vec<Finding>,
 }
@@ -49,6 +52,9 @@ fn poll_in(fd: i32, wait: Duration) -> bool {
 impl HangOracle {
     /// Judge one op's outcome.
     pub fn after_op(&mut self, index: usize, op: &Op, outcome: &Outcome, st: &ExecState) {
+        if let (Op::SetCtrl { ctx, id, value, .. }, OpResult::Ok { .. }) = (op, &outcome.result) {
+            self.note_ctrl(st.driver_of(ctx).unwrap_or(""), id.0, *value);
+        }
         if outcome.result != OpResult::TimedOut {
             return;
         }
@@ -77,6 +83,20 @@ impl HangOracle {
         }
     }
 
+    /// A transaction time the program set stretches how long its jobs may take.
+    fn note_ctrl(&mut self, driver: &str, id: u32, value: i64) {
+        let Some(c) = crate::profile::ALL
+            .iter()
+            .filter(|p| p.driver == driver)
+            .flat_map(|p| p.controls.iter())
+            .find(|c| c.id == id && c.name == "TRANS_TIME_MSEC")
+        else {
+            return;
+        };
+        let ms = value.clamp(c.min, c.max) as u64;
+        self.job_slack = self.job_slack.max(Duration::from_millis(2 * ms));
+    }
+
     /// A wait on `fd`'s fences timed out: a producer fence still pending after the deadline is a
     /// hang; a fence of the program's own (sw_sync) is not the code under test's. With
     /// `blocked_if_none`, nothing pending at all means the op blocked on nothing: a kernel bug.
@@ -102,7 +122,8 @@ impl HangOracle {
             }
             return;
         }
-        if poll_in(fd, self.fence_deadline) {
+        let deadline = self.fence_deadline + self.job_slack;
+        if poll_in(fd, deadline) {
             return; // slow, but it did signal
         }
         let info = fence_info(fd).map(|(_, d)| d).unwrap_or_default();
@@ -113,7 +134,7 @@ impl HangOracle {
             format!(
                 "op {index} `{op}` timed out; the fence was still pending {} s later with no \
                  other op running: {info}",
-                self.fence_deadline.as_secs_f32()
+                deadline.as_secs_f32()
             ),
             Some(index),
         );
@@ -149,4 +170,25 @@ pub fn all_fences(detail: &str) -> Vec<(String, String, i32)> {
             Some((drv.to_string(), tl.to_string(), st.parse().ok()?))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_transaction_time_stretches_the_fence_deadline_as_the_kernel_clamps_it() {
+        let mut h = HangOracle::default();
+        h.note_ctrl("vim2m", 0x0098_0914, 1); // HFLIP: no effect
+        assert_eq!(h.job_slack, Duration::ZERO);
+        h.note_ctrl("vim2m", 0x0098_1900, 300);
+        assert_eq!(h.job_slack, Duration::from_millis(600));
+        // A corrupted value is clamped to the control's maximum (10001 ms), as S_CTRL does.
+        h.note_ctrl("vim2m", 0x0098_1900, 1_539_087_087);
+        assert_eq!(h.job_slack, Duration::from_millis(20_002));
+        h.note_ctrl("vim2m", 0x0098_1900, 5); // the longest so far stays
+        assert_eq!(h.job_slack, Duration::from_millis(20_002));
+        h.note_ctrl("visl", 0x0098_1900, 300); // not a visl control
+        assert_eq!(h.job_slack, Duration::from_millis(20_002));
+    }
 }

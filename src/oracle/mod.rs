@@ -160,7 +160,7 @@ impl OracleSet {
         }
         let hang = hang::HangOracle {
             fence_deadline: opts.fence_deadline,
-            findings: Vec::new(),
+            ..Default::default()
         };
         OracleSet {
             opts,
@@ -180,7 +180,7 @@ impl OracleSet {
         OracleSet {
             hang: hang::HangOracle {
                 fence_deadline: opts.fence_deadline,
-                findings: Vec::new(),
+                ..Default::default()
             },
             opts,
             kmsg: None,
