@@ -149,8 +149,14 @@ impl Harness {
         let thread = self.cov.as_ref().map(|c| c.thread.clone());
         let on_thread = move || {
             if let Some(t) = thread {
-                // EBUSY only if an earlier executor thread is still stuck in the kernel.
-                let _ = t.enable_this_thread();
+                // The previous executor thread releases the area as it exits, which may be a
+                // moment after it reported; EBUSY for longer means it is stuck in the kernel.
+                for _ in 0..100 {
+                    if t.enable_this_thread().is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
             }
         };
         // Short waits (as `from_bytes` generates them): an input's time goes into ops, not into
