@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Default)]
 pub struct StaleOracle {
     complete: BTreeMap<BufId, String>,
-    /// QBUF count per buffer: a sync_file exported before the latest QBUF says nothing of it.
+    /// Content generation per buffer, raised by QBUF and by the program's own writes: a
+    /// sync_file exported before the latest of them says nothing of what the buffer holds now.
     qgen: BTreeMap<BufId, u32>,
     queued: BTreeSet<BufId>,
     /// Sync file → (buffer, its QBUF count at export, queued at export).
@@ -146,8 +147,25 @@ impl StaleOracle {
                 self.complete.retain(|b, _| b.ctx != *ctx);
                 self.queued.retain(|b| b.ctx != *ctx);
             }
+            // The program's own write: what the buffer holds now is not the device's, so an
+            // earlier completion says nothing about it any more.
             Op::Fill { map, byte } => {
                 self.canary.insert(*map, byte.0 as u8);
+                if let Some(b) = cap(map) {
+                    self.complete.remove(&b);
+                    // Fences exported before this write speak of the device's earlier frame.
+                    *self.qgen.entry(b).or_default() += 1;
+                }
+            }
+            // A closed context frees its queues: its buffers are no queue's any more.
+            Op::Close { h } => {
+                for (m, b) in &st.provenance {
+                    if b.ctx == *h && b.queue == Queue::Cap {
+                        self.orphaned.insert(*m);
+                    }
+                }
+                self.complete.retain(|b, _| b.ctx != *h);
+                self.queued.retain(|b| b.ctx != *h);
             }
             Op::Check { map, byte } => {
                 if self.orphaned.contains(map) {
