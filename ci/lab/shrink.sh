@@ -26,7 +26,8 @@ while [ "$rc" = 3 ]; do
     boot=$((boot + 1))
     [ $boot -le "$max" ] || die "the shrink still asks for a reboot after $max boots (state: $out/share/state)"
     if [ $boot = 1 ]; then
-        cmd="./bin/m2mfuzz shrink input --state state/shrink.json -o state/shrunk.m2m$(printf ' %q' "$@")"
+        cmd="./bin/m2mfuzz shrink input --state state/shrink.json -o state/shrunk.m2m"
+        [ $# -eq 0 ] || cmd+=$(printf ' %q' "$@")
     else
         cmd="./bin/m2mfuzz shrink --resume state/shrink.json"
     fi
