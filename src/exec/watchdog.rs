@@ -3,7 +3,7 @@
 //! uninterruptible wait cannot be interrupted; the watchdog then keeps a record of it, which the
 //! hang oracle reports instead of waiting forever.
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,34 +27,51 @@ fn install_handler() {
     });
 }
 
+/// Arming takes an uncontended lock and wakes nobody: the watchdog thread looks every [`TICK`]
+/// instead. A deadline fires up to one tick late, which is nothing next to the deadlines
+/// (seconds), while arming per op stays off the syscall path (the harness overhead budget).
+const TICK: Duration = Duration::from_millis(20);
+
 #[derive(Default)]
 struct State {
     /// Armed: (thread id to interrupt, deadline).
     armed: Option<(libc::pid_t, Instant)>,
-    stop: bool,
+    /// Set (under the lock, so for the op armed then) when the deadline fired.
+    fired: bool,
 }
 
 /// A per-executor watchdog thread.
 pub struct Watchdog {
-    shared: Arc<(Mutex<State>, Condvar)>,
+    state: Arc<Mutex<State>>,
+    /// Mirrors `State::fired` for the guarded call, which must not take the lock.
     fired: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+thread_local! {
+    static TID: libc::pid_t = {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::gettid() }
+    };
 }
 
 impl Watchdog {
     /// Start the watchdog thread.
     pub fn new() -> Watchdog {
         install_handler();
-        let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
+        let state = Arc::new(Mutex::new(State::default()));
         let fired = Arc::new(AtomicBool::new(false));
-        let (s, f) = (shared.clone(), fired.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, f, st) = (state.clone(), fired.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("m2mfuzz-watchdog".into())
-            .spawn(move || run(&s, &f))
+            .spawn(move || run(&s, &f, &st))
             .expect("spawn watchdog thread");
         Watchdog {
-            shared,
+            state,
             fired,
+            stop,
             thread: Some(thread),
         }
     }
@@ -67,18 +84,17 @@ impl Watchdog {
     /// Run `f` on this thread, interrupting it every 50 ms after `deadline` passes. Returns what
     /// `f` returned and whether the deadline fired.
     pub fn guard<T>(&self, deadline: Duration, f: impl FnOnce() -> T) -> (T, bool) {
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
-        self.fired.store(false, Ordering::SeqCst);
+        let tid = TID.with(|t| *t);
         {
-            let (m, cv) = &*self.shared;
-            m.lock().unwrap().armed = Some((tid, Instant::now() + deadline));
-            cv.notify_all();
+            let mut st = self.state.lock().unwrap();
+            st.armed = Some((tid, Instant::now() + deadline));
+            st.fired = false;
+            self.fired.store(false, Ordering::SeqCst);
         }
         let r = f();
-        let (m, _) = &*self.shared;
-        m.lock().unwrap().armed = None;
-        (r, self.fired.load(Ordering::SeqCst))
+        let mut st = self.state.lock().unwrap();
+        st.armed = None;
+        (r, st.fired)
     }
 }
 
@@ -88,38 +104,36 @@ impl Default for Watchdog {
     }
 }
 
-fn run(shared: &(Mutex<State>, Condvar), fired: &AtomicBool) {
-    let (m, cv) = shared;
-    let mut st = m.lock().unwrap();
-    loop {
-        if st.stop {
-            return;
+fn run(state: &Mutex<State>, fired: &AtomicBool, stop: &AtomicBool) {
+    let mut last_signal: Option<Instant> = None;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::park_timeout(TICK);
+        let mut st = state.lock().unwrap();
+        let Some((tid, deadline)) = st.armed else {
+            last_signal = None;
+            continue;
+        };
+        // Past the deadline: interrupt now and every 50 ms until the op returns.
+        if Instant::now() < deadline
+            || last_signal.is_some_and(|t| t.elapsed() < Duration::from_millis(50))
+        {
+            continue;
         }
-        match st.armed {
-            None => st = cv.wait(st).unwrap(),
-            Some((tid, deadline)) => {
-                let now = Instant::now();
-                if now < deadline {
-                    st = cv.wait_timeout(st, deadline - now).unwrap().0;
-                    continue;
-                }
-                fired.store(true, Ordering::SeqCst);
-                // SAFETY: signals a thread of this process that is inside `guard`.
-                unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, SIG) };
-                st = cv.wait_timeout(st, Duration::from_millis(50)).unwrap().0;
-            }
-        }
+        // Under the lock, so it is the armed op's flag; a signal that lands after that op
+        // returned interrupts the next one, which retries (its deadline has not fired).
+        st.fired = true;
+        fired.store(true, Ordering::SeqCst);
+        // SAFETY: signals a thread of this process.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, SIG) };
+        last_signal = Some(Instant::now());
     }
 }
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        {
-            let (m, cv) = &*self.shared;
-            m.lock().unwrap().stop = true;
-            cv.notify_all();
-        }
+        self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
