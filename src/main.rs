@@ -314,22 +314,28 @@ fn real_main() -> Result<ExitCode> {
                 }
             };
             let verdict = oracles.as_mut().map(|o| o.finish()).unwrap_or_default();
+            // One write for the whole table, not one per line.
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for (op, o) in prog.ops.iter().zip(&outcomes) {
                 if json {
                     let mut v = serde_json::to_value(o)?;
                     v["op"] = op.to_string().into();
-                    println!("{v}");
+                    writeln!(out, "{v}")?;
                 } else {
-                    println!(
+                    writeln!(
+                        out,
                         "{:>4} {:<60} {:<24} {:>9.3} ms  {}",
                         o.index,
                         op.to_string(),
                         o.result.to_string(),
                         o.duration.as_secs_f64() * 1e3,
                         o.detail.as_deref().unwrap_or("")
-                    );
+                    )?;
                 }
             }
+            out.flush()?;
+            drop(out);
             print_verdict(&verdict, json)?;
             Ok(if verdict.findings.is_empty() {
                 ExitCode::SUCCESS
