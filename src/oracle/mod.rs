@@ -292,6 +292,15 @@ impl OracleSet {
     }
 }
 
+/// The `kind: title` a corpus `# expect:` line names for a finding signature: the signature
+/// without the lock pair [`splat_signature`] appends.
+pub fn expectation_of(signature: &str) -> &str {
+    match signature.rfind(" [") {
+        Some(i) if signature.starts_with("splat: ") && signature.ends_with(']') => &signature[..i],
+        _ => signature,
+    }
+}
+
 /// Lockdep reports with the same title but different lock pairs are different bugs.
 fn splat_signature(s: &splat::Splat) -> String {
     let lock_after = |marker: &str| {
@@ -318,5 +327,20 @@ impl Observer for OracleSet {
     fn after_op(&mut self, index: usize, op: &Op, outcome: &Outcome, state: &ExecState) {
         self.hang.after_op(index, op, outcome, state);
         self.stale.after_op(index, op, outcome, state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_expectation_is_a_signature_without_its_lock_pair() {
+        use super::expectation_of;
+        let s = "splat: possible circular locking dependency in f [dma_fence_map -> fs_reclaim]";
+        assert_eq!(
+            expectation_of(s),
+            "splat: possible circular locking dependency in f"
+        );
+        let h = "hang: release fence hang on vim2m-cap";
+        assert_eq!(expectation_of(h), h);
     }
 }

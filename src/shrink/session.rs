@@ -306,8 +306,13 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
             p.set_header("switch", &state.switches);
         }
         p.header.retain(|(k, _)| k != "expect");
-        for t in &state.target {
-            p.header.push(("expect".into(), t.clone()));
+        let expects: BTreeSet<&str> = state
+            .target
+            .iter()
+            .map(|t| crate::oracle::expectation_of(t))
+            .collect();
+        for e in expects {
+            p.header.push(("expect".into(), e.to_string()));
         }
     }
     if let Some(f) = state_file {
