@@ -2,7 +2,7 @@
 # The board's way to shrink a lockdep finding (one report per boot), checked in the lab through
 # shrink.sh (`shrink --state`, then `--resume` in a fresh boot whenever it exits 3): a fault-corpus
 # program padded with unrelated ops on a second context must come back no longer than the
-# hand-written program, and must have needed more than one boot.
+# hand-written program, must have needed more than one boot, and must replay as written.
 #   shrink-resume-check.sh [--out DIR] [PROGRAM]
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -26,3 +26,5 @@ got=$(jq .ops_after "$res") boots=$(jq .boots "$res")
 echo "shrink --resume: $(jq .ops_before "$res") -> $got ops (hand-written: $hand) in $boots boots, $(jq .seconds "$res")s"
 [ "$got" -le "$hand" ] || die "the shrunk program ($got ops) is longer than the hand-written one ($hand)"
 [ "$boots" -gt 1 ] || die "a lockdep shrink finished in one boot: the one-shot report was not exercised"
+# The result is a regression program as it stands: its # switch: and # expect: replay.
+"$LAB_DIR/replay.sh" --out "$out/replay" "$out/shrink/shrunk.m2m"
