@@ -22,3 +22,4 @@ ci/lab/replay.sh corpora
 ci/lab/repro-check.sh
 ci/lab/recover-check.sh
 ci/lab/fuzz-check.sh
+ci/lab/shrink-resume-check.sh
