@@ -23,3 +23,4 @@ ci/lab/repro-check.sh
 ci/lab/recover-check.sh
 ci/lab/fuzz-check.sh
 ci/lab/shrink-resume-check.sh
+ci/lab/stress-faults.sh --budget 180 --seeds 1
