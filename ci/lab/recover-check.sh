@@ -17,9 +17,12 @@ done
 rm -rf "$out"; mkdir -p "$out/share/runs"
 "$LAB_DIR/build-guest-bins.sh" "$out/share"
 cp -r "$REPO_DIR/stress-profiles" "$out/share/"
+# lab-smoke with one long epoch, so the kill lands while programs run, not in the quiet point
+# between epochs where every worker has finished (which --recover would rightly report as such).
+sed 's/^epoch_ms = .*/epoch_ms = 120000/' "$REPO_DIR/stress-profiles/lab-smoke.toml" > "$out/share/recover.toml"
 cat > "$out/share/stress.sh" <<'JOB'
 cd /host
-./bin/m2mfuzz stress --profile stress-profiles/lab-smoke.toml --duration 10m --seed 5 --plain --out runs/run
+./bin/m2mfuzz stress --profile recover.toml --duration 10m --seed 5 --plain --out runs/run
 JOB
 set +e
 "$LAB_DIR/run.sh" --out "$out/dead" --timeout "$kill_after" --share "$out/share" "$out/share/stress.sh"
