@@ -625,11 +625,13 @@ fn a_canary_written_after_the_frame_is_the_programs_not_a_stale_read() {
     if !release_fences_built() {
         return;
     }
-    // The frame completes and its fence signals; then the program writes the canary over it
-    // and asks the old fence again: the buffer holds the program's write, not a stale frame.
+    // The frame completes and its fence signals; then the program writes the canary over it,
+    // asks the old fence again and dequeues the buffer: it holds the program's write, not a
+    // stale frame.
     let (p, o, v) = run_judged(&format!(
         "{VIM2M_SLOW_JOB}wait s0 timeout_ms=3000\nfill m1 byte=0x5a\nfence_info s0\n\
-         wait s1 timeout_ms=100\ncheck m1 byte=0x5a\n"
+         wait s1 timeout_ms=100\ncheck m1 byte=0x5a\ndqbuf c0 queue=cap timeout_ms=1000\n\
+         check m1 byte=0x5a\n"
     ));
     assert_all_ok(&p, &o);
     let last = o.len() - 1;

@@ -25,6 +25,9 @@ pub struct StaleOracle {
     exports: BTreeMap<Handle, (BufId, u32, bool)>,
     /// Mapping → the canary byte last filled into it.
     canary: BTreeMap<Handle, u8>,
+    /// Buffers the program wrote into while they were queued: their next DQBUF hands back what
+    /// the device wrote before or after that write, so it says nothing about their contents.
+    filled_while_queued: BTreeSet<BufId>,
     /// Handles of buffers freed by a later REQBUFS: their memory is no queue's any more.
     orphaned: BTreeSet<Handle>,
     /// Findings so far.
@@ -105,7 +108,8 @@ impl StaleOracle {
                     index: v as u32,
                 };
                 self.queued.remove(&b);
-                if !detail.contains("ERROR") {
+                let overwritten = self.filled_while_queued.remove(&b);
+                if !detail.contains("ERROR") && !overwritten {
                     self.complete
                         .insert(b, format!("op {index} `{op}` (DQBUF done)"));
                 }
@@ -124,6 +128,7 @@ impl StaleOracle {
                 self.complete.remove(&b);
                 *self.qgen.entry(b).or_default() += 1;
                 self.queued.insert(b);
+                self.filled_while_queued.remove(&b);
             }
             Op::Streamoff {
                 ctx,
@@ -155,6 +160,9 @@ impl StaleOracle {
                     self.complete.remove(&b);
                     // Fences exported before this write speak of the device's earlier frame.
                     *self.qgen.entry(b).or_default() += 1;
+                    if self.queued.contains(&b) {
+                        self.filled_while_queued.insert(b);
+                    }
                 }
             }
             // A closed context frees its queues: its buffers are no queue's any more.
