@@ -463,16 +463,7 @@ impl<C: Choices> Gen<'_, C> {
             "expbuf" => {
                 let count = self.ctxs[ci].q[1].count.max(1);
                 let index = self.c.below(count);
-                let d = self.fresh(ResKind::Dmabuf);
-                self.push(Op::Expbuf {
-                    ctx,
-                    queue: Queue::Cap,
-                    index,
-                    plane: None,
-                    flags: None,
-                    ret: d,
-                });
-                self.ctxs[ci].exports.push((index, d));
+                self.expbuf(ci, index);
             }
             "streamoff" => {
                 self.push(Op::Streamoff { ctx, queue });
@@ -586,6 +577,21 @@ impl<C: Choices> Gen<'_, C> {
         self.ctxs[ci].q[qi(queue)].queued.push_back(index);
     }
 
+    /// Export CAPTURE buffer `index` of context `ci` as a new dmabuf.
+    fn expbuf(&mut self, ci: usize, index: u32) -> Handle {
+        let d = self.fresh(ResKind::Dmabuf);
+        self.push(Op::Expbuf {
+            ctx: self.ctxs[ci].h,
+            queue: Queue::Cap,
+            index,
+            plane: None,
+            flags: None,
+            ret: d,
+        });
+        self.ctxs[ci].exports.push((index, d));
+        d
+    }
+
     /// A consumer of the frames (a compositor, the next pipeline stage): canary the CAPTURE
     /// buffer, queue it with an OUTPUT buffer, export its fence, wait for it and read the frame.
     /// A fence that says done while the frame is not there is a stale read.
@@ -622,19 +628,7 @@ impl<C: Choices> Gen<'_, C> {
         let (index, m) = m;
         let d = match self.ctxs[ci].exports.iter().find(|(x, _)| *x == index) {
             Some(&(_, d)) => d,
-            None => {
-                let d = self.fresh(ResKind::Dmabuf);
-                self.push(Op::Expbuf {
-                    ctx,
-                    queue: Queue::Cap,
-                    index,
-                    plane: None,
-                    flags: None,
-                    ret: d,
-                });
-                self.ctxs[ci].exports.push((index, d));
-                d
-            }
+            None => self.expbuf(ci, index),
         };
         if !self.ctxs[ci].q[1].queued.contains(&index) {
             self.ops.push(Op::Fill {
