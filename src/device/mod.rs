@@ -327,8 +327,51 @@ pub fn set_node_override(selector: &str, path: impl AsRef<std::ffi::OsStr>) {
     std::env::set_var(override_var(selector), path);
 }
 
+/// Resolved selectors of this process: every program's `open` resolves its node, and a scan opens
+/// every video node (an m2m open allocates a context; visl's allocates a test pattern generator),
+/// which would otherwise cost each program more than its ioctls.
+fn resolved() -> &'static std::sync::Mutex<std::collections::HashMap<String, PathBuf>> {
+    static R: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
+        std::sync::OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// What resolving needs of an m2m node: QUERYCAP and the sysfs name, no format enumeration.
+struct BriefNode {
+    path: PathBuf,
+    driver: String,
+    name: String,
+}
+
+/// The m2m nodes in `/dev/video*` order, probed one by one until `stop` accepts one (as the C
+/// reproducer's `open_node` does: every open of an m2m node sets up a context in the driver).
+fn m2m_nodes_until(stop: impl Fn(&BriefNode) -> bool) -> (Vec<BriefNode>, bool) {
+    let mut seen = Vec::new();
+    for path in dev_paths("video") {
+        let Ok(f) = open_node(&path) else { continue };
+        let Ok(cap) = querycap(f.as_raw_fd()) else {
+            continue;
+        };
+        if node_caps(&cap) & (V4L2_CAP_VIDEO_M2M_MPLANE | V4L2_CAP_VIDEO_M2M) == 0 {
+            continue;
+        }
+        let n = BriefNode {
+            name: sysfs_name(&path),
+            driver: cstr(&cap.driver),
+            path,
+        };
+        let hit = stop(&n);
+        seen.push(n);
+        if hit {
+            return (seen, true);
+        }
+    }
+    (seen, false)
+}
+
 /// Resolve an `open node=` selector to a device path. `M2MFUZZ_NODE_<DRIVER>` (driver name upper
 /// case, `-`/`:` as `_`) overrides discovery, as `--node` does on the command line.
+/// A found node is remembered for the rest of the process.
 pub fn resolve(node: &Node) -> Result<PathBuf> {
     let sel = match node {
         Node::Path(p) => return Ok(PathBuf::from(p)),
@@ -342,19 +385,21 @@ pub fn resolve(node: &Node) -> Result<PathBuf> {
         Some((d, n)) => (d, Some(n)),
         None => (sel.as_str(), None),
     };
-    let (nodes, _) = video_nodes();
-    let m2m: Vec<&VideoNode> = nodes.iter().filter(|n| n.m2m).collect();
-    if let Some(n) = m2m
-        .iter()
-        .find(|n| n.driver == driver && name.is_none_or(|w| n.name == w))
-    {
-        return Ok(n.path.clone());
+    let key = sel.clone();
+    if let Some(p) = resolved().lock().unwrap().get(&key) {
+        return Ok(p.clone());
+    }
+    let (m2m, found) = m2m_nodes_until(|n| n.driver == driver && name.is_none_or(|w| n.name == w));
+    if found {
+        let path = m2m[m2m.len() - 1].path.clone();
+        resolved().lock().unwrap().insert(key, path.clone());
+        return Ok(path);
     }
     if m2m.is_empty() {
         bail!(
             "no V4L2 mem2mem node found for `{sel}`: looked at {} /dev/video* node(s), none is m2m. \
              On a board, load the driver; without hardware, run the lab (ci/lab/run-tests.sh)",
-            nodes.len()
+            dev_paths("video").len()
         );
     }
     bail!(
