@@ -41,6 +41,9 @@ enum Cmd {
         /// Run without the oracles (no kmsg, ledger, hang or stale-read checks).
         #[arg(long)]
         no_oracles: bool,
+        /// Print only the ops that did not succeed (and the verdict), not the whole table.
+        #[arg(long, conflicts_with = "json")]
+        quiet: bool,
     },
     /// Replay corpus programs (files or directories) and check each gives what its `# expect:`
     /// header says, with its `# switch:` module parameters set; exit 1 on any other outcome.
@@ -281,6 +284,7 @@ fn real_main() -> Result<ExitCode> {
             nodes,
             json,
             no_oracles,
+            quiet,
         } => {
             apply_node_overrides(&nodes)?;
             let src = std::fs::read_to_string(&program)
@@ -318,6 +322,9 @@ fn real_main() -> Result<ExitCode> {
             use std::io::Write;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for (op, o) in prog.ops.iter().zip(&outcomes) {
+                if quiet && matches!(o.result, m2mfuzz::exec::OpResult::Ok { .. }) {
+                    continue;
+                }
                 if json {
                     let mut v = serde_json::to_value(o)?;
                     v["op"] = op.to_string().into();

@@ -7,8 +7,11 @@ dest=${1:?usage: build-guest-bins.sh DIR}
 mkdir -p "$dest/bin"
 target=x86_64-unknown-linux-gnu
 cd "$REPO_DIR"
-# glibc static-pie binaries run in the busybox initramfs with no libraries.
-export RUSTFLAGS="-C target-feature=+crt-static"
+# Static glibc binaries run in the busybox initramfs with no libraries. Not position-independent:
+# a static-pie binary relocates itself at every start, which under TCG made each m2mfuzz process
+# start about 80 ms slower (bench-overhead.sh's fixed cost; a board's stress workers are threads,
+# but the shrinker and replay start one process per candidate).
+export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static"
 log "building static guest binaries (release, $target)"
 cargo build --release --locked --target "$target" --bin m2mfuzz >&2
 cp "target/$target/release/m2mfuzz" "$dest/bin/"

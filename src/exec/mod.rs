@@ -132,6 +132,12 @@ impl Executor {
         Executor { watchdog, state }
     }
 
+    /// Bind a resource the program does not open itself, e.g. a context on an fd opened
+    /// elsewhere (the executor-overhead benchmark binds one on `/dev/null`).
+    pub fn bind(&mut self, h: Handle, r: Resource) {
+        self.state.bind(h, r);
+    }
+
     /// Run a program; resources are released at the end.
     pub fn run(&mut self, prog: &Program) -> Vec<Outcome> {
         self.run_observed(prog, &mut ())

@@ -137,7 +137,7 @@ impl ExecState {
         }
     }
 
-    fn bind(&mut self, h: Handle, r: Resource) {
+    pub(super) fn bind(&mut self, h: Handle, r: Resource) {
         // A program may reuse a handle name: the old resource is released.
         self.res.insert(h, r);
     }
