@@ -173,6 +173,11 @@ fn the_ledger_is_clean_when_fences_signal() {
             "{name}: {:?}",
             l.fences
         );
+        assert_eq!(
+            l.other_alive().count(),
+            0,
+            "{name}: every other fence is freed once the program closed its fds"
+        );
     }
 }
 

@@ -124,6 +124,19 @@ impl Ledger {
             .filter(|f| is_producer(f) && f.emitted && f.signaled && !f.destroyed)
     }
 
+    /// Fences created in this trace and still alive at its end that no producer check covers
+    /// (sw_sync, dma_fence_array, vb2 fences never published). Once every fd is closed they
+    /// should all be gone: a reference leak outside the release-fence path, or a fence freed
+    /// only after the trace was read. The kernel's static stub fence (context 0, initialised on
+    /// first use, never freed) is not one.
+    pub fn other_alive(&self) -> impl Iterator<Item = &FenceLife> {
+        self.fences.values().filter(|f| {
+            let checked = is_producer(f) && f.emitted;
+            let static_stub = f.driver == "stub" && f.context == 0;
+            f.init && !f.destroyed && !checked && !static_stub
+        })
+    }
+
     /// Producer fences published (emitted).
     pub fn producer_published(&self) -> u64 {
         self.fences
@@ -200,5 +213,41 @@ impl Drop for TraceInstance {
             let _ = fs::write(self.dir.join("events").join(sys).join("enable"), "0");
         }
         let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(ev: &str, driver: &str, timeline: &str, context: u32, seqno: u32) -> String {
+        format!(
+            "         m2mfuzz-46      [000] .N.1.     6.244337: {ev}: driver={driver} \
+             timeline={timeline} context={context} seqno={seqno}\n"
+        )
+    }
+
+    #[test]
+    fn other_alive_names_a_fence_never_freed_but_not_the_static_stub() {
+        let mut text = String::new();
+        for ev in ["dma_fence_init", "dma_fence_signaled"] {
+            text += &line(ev, "stub", "stub", 0, 0);
+        }
+        for ev in [
+            "dma_fence_init",
+            "dma_fence_emit",
+            "dma_fence_signaled",
+            "dma_fence_destroy",
+        ] {
+            text += &line(ev, "vb2", "vim2m-cap-22", 22, 1);
+        }
+        text += &line("dma_fence_init", "vb2", "vim2m-cap-22", 22, 2);
+        for ev in ["dma_fence_init", "dma_fence_signaled", "dma_fence_destroy"] {
+            text += &line(ev, "sw_sync", "m2mfuzz", 40, 1);
+        }
+        let mut l = Ledger::default();
+        l.add_text(&text);
+        let alive: Vec<_> = l.other_alive().map(|f| (f.context, f.seqno)).collect();
+        assert_eq!(alive, vec![(22, 2)]);
     }
 }

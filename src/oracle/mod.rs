@@ -262,6 +262,13 @@ impl OracleSet {
     }
 
     fn ledger_findings(&self, v: &mut Verdict) {
+        // Not findings (no release fence, maybe a late free), but worth a look: say which.
+        for f in v.ledger.other_alive().take(4) {
+            v.notes.push(format!(
+                "fence alive after every fd closed: {}/{} context {} seqno {} (signaled {})",
+                f.driver, f.timeline, f.context, f.seqno, f.signaled
+            ));
+        }
         let mut leaked: Vec<Finding> = Vec::new();
         let classes: [(&str, Vec<&ledger::FenceLife>); 3] = [
             ("destroyed unsignalled", v.ledger.abandoned().collect()),
