@@ -55,7 +55,7 @@ if has shrink; then
             # Its C reproducer, compiled and run in a fresh boot, must give the same finding.
             repro=no
             if [ -f "$out/shrink/$name/shrunk.m2m" ] && \
-                "$LAB_DIR/repro-check.sh" --out "$out/shrink/$name/repro" "$out/shrink/$name/shrunk.m2m" >&2; then
+                "$LAB_DIR/repro-check.sh" --at-least --out "$out/shrink/$name/repro" "$out/shrink/$name/shrunk.m2m" >&2; then
                 repro=yes
             fi
             jq -c --arg n "$name" --argjson h "$hand" --arg r "$repro" \
