@@ -19,6 +19,9 @@ pub struct RunReport {
     pub totals: Totals,
     /// Kernel reports elsewhere, by title.
     pub splats_elsewhere: BTreeMap<String, u64>,
+    /// Fences other than release fences still alive at an epoch's end, by driver/timeline (the
+    /// ledger's notes; the kernel's static stub is not counted).
+    pub fences_alive: BTreeMap<String, u64>,
     /// Findings, first seen first.
     pub findings: Vec<FindingMeta>,
     /// True when `summary.json` is missing: the run did not end normally (panic, power loss).
@@ -56,6 +59,7 @@ pub fn load(dir: &Path) -> Result<RunReport> {
         run,
         totals: Totals::default(),
         splats_elsewhere: BTreeMap::new(),
+        fences_alive: BTreeMap::new(),
         findings: Vec::new(),
         unfinished: !dir.join("summary.json").exists(),
     };
@@ -75,6 +79,11 @@ pub fn load(dir: &Path) -> Result<RunReport> {
         r.totals.add(&e);
         for t in e.splats_elsewhere {
             *r.splats_elsewhere.entry(t).or_default() += 1;
+        }
+        for n in &e.notes {
+            if let Some(which) = alive_fence_of(n) {
+                *r.fences_alive.entry(which).or_default() += 1;
+            }
         }
     }
     if let Ok(entries) = std::fs::read_dir(dir.join("findings")) {
@@ -96,6 +105,16 @@ pub fn load(dir: &Path) -> Result<RunReport> {
     r.findings
         .sort_by(|a, b| a.first_seen_s.total_cmp(&b.first_seen_s));
     Ok(r)
+}
+
+/// `driver/timeline` (context number dropped) of a ledger note on a fence left alive.
+fn alive_fence_of(note: &str) -> Option<String> {
+    let rest = note.strip_prefix(crate::oracle::ledger::ALIVE_NOTE)?;
+    let (driver, timeline) = rest.split(' ').next()?.split_once('/')?;
+    Some(format!(
+        "{driver}/{}",
+        crate::oracle::ledger::stable_timeline(timeline)
+    ))
 }
 
 fn s(v: &serde_json::Value) -> String {
@@ -194,6 +213,18 @@ pub fn markdown(runs: &[RunReport]) -> String {
     row(&mut o, "trace events lost", &|r| {
         r.totals.trace_lost.to_string()
     });
+    row(&mut o, "other fences alive after every fd closed", &|r| {
+        r.fences_alive.values().sum::<u64>().to_string()
+    });
+    for r in runs {
+        for (which, n) in &r.fences_alive {
+            let _ = writeln!(
+                o,
+                "\n- {}: {n}× a {which} fence alive after every fd closed",
+                r.dir.file_name().unwrap_or_default().to_string_lossy()
+            );
+        }
+    }
 
     let _ = writeln!(o, "\n## Kernel reports\n");
     head(&mut o, "where");
@@ -256,4 +287,19 @@ pub fn json_lines(runs: &[RunReport]) -> String {
         let _ = writeln!(o, "{}", serde_json::json!({ "summary": sum }));
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_on_a_fence_left_alive_names_its_driver_and_timeline() {
+        let note = format!(
+            "{}sw_sync/m2mfuzz-sw-41 context 41 seqno 3 (signaled false)",
+            crate::oracle::ledger::ALIVE_NOTE
+        );
+        assert_eq!(alive_fence_of(&note).as_deref(), Some("sw_sync/m2mfuzz-sw"));
+        assert_eq!(alive_fence_of("lockdep is off (debug_locks 0)"), None);
+    }
 }
