@@ -132,7 +132,9 @@ impl Ledger {
     /// (sw_sync, dma_fence_array, vb2 fences never published). Once every fd is closed they
     /// should all be gone: a reference leak outside the release-fence path, or a fence freed
     /// only after the trace was read. The kernel's static stub fence (context 0, initialised on
-    /// first use, never freed) is not one.
+    /// first use, never freed) is not one. Nor is a sw_sync point created on a value its
+    /// timeline already has: `sync_pt_create` initialises it, then frees it with `kfree` (no
+    /// destroy event); it shares the existing point's (context, seqno), so it is never listed.
     pub fn other_alive(&self) -> impl Iterator<Item = &FenceLife> {
         self.fences.values().filter(|f| {
             let checked = is_producer(f) && f.emitted;
