@@ -20,7 +20,7 @@ pub struct RunReport {
     /// Kernel reports elsewhere, by title.
     pub splats_elsewhere: BTreeMap<String, u64>,
     /// Fences other than release fences still alive at an epoch's end, by driver/timeline (the
-    /// ledger's notes; the kernel's static stub is not counted).
+    /// kernel's static stub is not counted).
     pub fences_alive: BTreeMap<String, u64>,
     /// Findings, first seen first.
     pub findings: Vec<FindingMeta>,
@@ -80,10 +80,8 @@ pub fn load(dir: &Path) -> Result<RunReport> {
         for t in e.splats_elsewhere {
             *r.splats_elsewhere.entry(t).or_default() += 1;
         }
-        for n in &e.notes {
-            if let Some(which) = alive_fence_of(n) {
-                *r.fences_alive.entry(which).or_default() += 1;
-            }
+        for f in e.fences_alive {
+            *r.fences_alive.entry(f).or_default() += 1;
         }
     }
     if let Ok(entries) = std::fs::read_dir(dir.join("findings")) {
@@ -107,14 +105,23 @@ pub fn load(dir: &Path) -> Result<RunReport> {
     Ok(r)
 }
 
-/// `driver/timeline` (context number dropped) of a ledger note on a fence left alive.
-fn alive_fence_of(note: &str) -> Option<String> {
-    let rest = note.strip_prefix(crate::oracle::ledger::ALIVE_NOTE)?;
-    let (driver, timeline) = rest.split(' ').next()?.split_once('/')?;
-    Some(format!(
-        "{driver}/{}",
-        crate::oracle::ledger::stable_timeline(timeline)
-    ))
+/// A bullet per run and entry of a by-name count, under the table it explains.
+fn bullets(
+    o: &mut String,
+    runs: &[RunReport],
+    map: impl Fn(&RunReport) -> &BTreeMap<String, u64>,
+    text: impl Fn(&str, u64) -> String,
+) {
+    for r in runs {
+        for (k, n) in map(r) {
+            let _ = writeln!(
+                o,
+                "\n- {}: {}",
+                r.dir.file_name().unwrap_or_default().to_string_lossy(),
+                text(k, *n)
+            );
+        }
+    }
 }
 
 fn s(v: &serde_json::Value) -> String {
@@ -216,15 +223,12 @@ pub fn markdown(runs: &[RunReport]) -> String {
     row(&mut o, "other fences alive after every fd closed", &|r| {
         r.fences_alive.values().sum::<u64>().to_string()
     });
-    for r in runs {
-        for (which, n) in &r.fences_alive {
-            let _ = writeln!(
-                o,
-                "\n- {}: {n}× a {which} fence alive after every fd closed",
-                r.dir.file_name().unwrap_or_default().to_string_lossy()
-            );
-        }
-    }
+    bullets(
+        &mut o,
+        runs,
+        |r| &r.fences_alive,
+        |which, n| format!("{n}× a {which} fence alive after every fd closed"),
+    );
 
     let _ = writeln!(o, "\n## Kernel reports\n");
     head(&mut o, "where");
@@ -234,15 +238,12 @@ pub fn markdown(runs: &[RunReport]) -> String {
     row(&mut o, "elsewhere (not findings)", &|r| {
         r.splats_elsewhere.values().sum::<u64>().to_string()
     });
-    for r in runs {
-        for (t, n) in &r.splats_elsewhere {
-            let _ = writeln!(
-                o,
-                "\n- {}: elsewhere, {n}×: {t}",
-                r.dir.file_name().unwrap_or_default().to_string_lossy()
-            );
-        }
-    }
+    bullets(
+        &mut o,
+        runs,
+        |r| &r.splats_elsewhere,
+        |t, n| format!("elsewhere, {n}×: {t}"),
+    );
 
     let _ = writeln!(o, "\n## Findings\n");
     let _ = writeln!(
@@ -294,12 +295,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_note_on_a_fence_left_alive_names_its_driver_and_timeline() {
-        let note = format!(
-            "{}sw_sync/m2mfuzz-sw-41 context 41 seqno 3 (signaled false)",
-            crate::oracle::ledger::ALIVE_NOTE
+    fn fences_left_alive_in_epochs_are_counted_by_driver_and_timeline() {
+        let dir = std::env::temp_dir().join(format!("m2mfuzz-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("run.json"), "{}").unwrap();
+        std::fs::write(
+            dir.join("epochs.jsonl"),
+            "{\"epoch\":0,\"fences_alive\":[\"sw_sync/m2mfuzz-sw\"]}\n\
+             {\"epoch\":1}\n\
+             {\"epoch\":2,\"fences_alive\":[\"sw_sync/m2mfuzz-sw\",\"vb2/vim2m-cap\"]}\n",
+        )
+        .unwrap();
+        let r = load(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(r.fences_alive.get("sw_sync/m2mfuzz-sw"), Some(&2));
+        assert_eq!(r.fences_alive.get("vb2/vim2m-cap"), Some(&1));
+        let md = markdown(&[r]);
+        assert!(
+            md.contains("| other fences alive after every fd closed | 3 |"),
+            "{md}"
         );
-        assert_eq!(alive_fence_of(&note).as_deref(), Some("sw_sync/m2mfuzz-sw"));
-        assert_eq!(alive_fence_of("lockdep is off (debug_locks 0)"), None);
+        assert!(md.contains("2× a sw_sync/m2mfuzz-sw fence alive"), "{md}");
     }
 }

@@ -37,10 +37,6 @@ pub struct Ledger {
     pub lost: u64,
 }
 
-/// How a verdict's note on a fence left alive begins (`driver/timeline context C seqno S`
-/// follows); the report counts these.
-pub const ALIVE_NOTE: &str = "fence alive after every fd closed: ";
-
 /// Whether a fence is a producer fence of the code under test (not an injected sw_sync fence).
 pub fn is_producer(f: &FenceLife) -> bool {
     f.driver == "vb2"

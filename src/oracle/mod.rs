@@ -265,13 +265,8 @@ impl OracleSet {
         // Not findings (no release fence, maybe a late free), but worth a look: say which.
         for f in v.ledger.other_alive().take(4) {
             v.notes.push(format!(
-                "{}{}/{} context {} seqno {} (signaled {})",
-                ledger::ALIVE_NOTE,
-                f.driver,
-                f.timeline,
-                f.context,
-                f.seqno,
-                f.signaled
+                "fence alive after every fd closed: {}/{} context {} seqno {} (signaled {})",
+                f.driver, f.timeline, f.context, f.seqno, f.signaled
             ));
         }
         let mut leaked: Vec<Finding> = Vec::new();

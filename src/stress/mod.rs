@@ -8,7 +8,7 @@ pub mod store;
 pub mod worker;
 
 use crate::exec::ExecOptions;
-use crate::oracle::ledger::Ledger;
+use crate::oracle::ledger::{stable_timeline, Ledger};
 use crate::oracle::Verdict;
 use crate::oracle::{Finding, Kind, OracleOptions, OracleSet};
 use crate::profile::stress::StressProfile;
@@ -145,6 +145,9 @@ pub struct EpochStats {
     pub splats_elsewhere: Vec<String>,
     /// Trace losses.
     pub trace_lost: u64,
+    /// Fences other than checked release fences still alive at the epoch's end, as
+    /// `driver/timeline` (see `Ledger::other_alive`).
+    pub fences_alive: Vec<String>,
     /// Oracle notes.
     pub notes: Vec<String>,
     /// Findings first seen in this epoch.
@@ -170,6 +173,11 @@ impl EpochStats {
             splats_under_test: v.findings.iter().filter(|f| f.kind == Kind::Splat).count() as u64,
             splats_elsewhere: v.elsewhere.iter().map(|f| f.title.clone()).collect(),
             trace_lost: v.ledger.lost,
+            fences_alive: v
+                .ledger
+                .other_alive()
+                .map(|f| format!("{}/{}", f.driver, stable_timeline(&f.timeline)))
+                .collect(),
             notes: v.notes.clone(),
             new_findings: Vec::new(),
         }
