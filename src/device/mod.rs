@@ -343,9 +343,10 @@ struct BriefNode {
     name: String,
 }
 
-/// The m2m nodes in `/dev/video*` order, probed one by one until `stop` accepts one (as the C
-/// reproducer's `open_node` does: every open of an m2m node sets up a context in the driver).
-fn m2m_nodes_until(stop: impl Fn(&BriefNode) -> bool) -> (Vec<BriefNode>, bool) {
+/// The first m2m node in `/dev/video*` order that `want` accepts, probing one by one (as the C
+/// reproducer's `open_node` does: every open of an m2m node sets up a context in the driver);
+/// else every m2m node seen, for the error message.
+fn find_m2m_node(want: impl Fn(&BriefNode) -> bool) -> Result<PathBuf, Vec<BriefNode>> {
     let mut seen = Vec::new();
     for path in dev_paths("video") {
         let Ok(f) = open_node(&path) else { continue };
@@ -360,13 +361,12 @@ fn m2m_nodes_until(stop: impl Fn(&BriefNode) -> bool) -> (Vec<BriefNode>, bool) 
             driver: cstr(&cap.driver),
             path,
         };
-        let hit = stop(&n);
-        seen.push(n);
-        if hit {
-            return (seen, true);
+        if want(&n) {
+            return Ok(n.path);
         }
+        seen.push(n);
     }
-    (seen, false)
+    Err(seen)
 }
 
 /// Resolve an `open node=` selector to a device path. `M2MFUZZ_NODE_<DRIVER>` (driver name upper
@@ -385,16 +385,16 @@ pub fn resolve(node: &Node) -> Result<PathBuf> {
         Some((d, n)) => (d, Some(n)),
         None => (sel.as_str(), None),
     };
-    let key = sel.clone();
-    if let Some(p) = resolved().lock().unwrap().get(&key) {
+    if let Some(p) = resolved().lock().unwrap().get(sel) {
         return Ok(p.clone());
     }
-    let (m2m, found) = m2m_nodes_until(|n| n.driver == driver && name.is_none_or(|w| n.name == w));
-    if found {
-        let path = m2m[m2m.len() - 1].path.clone();
-        resolved().lock().unwrap().insert(key, path.clone());
-        return Ok(path);
-    }
+    let m2m = match find_m2m_node(|n| n.driver == driver && name.is_none_or(|w| n.name == w)) {
+        Ok(path) => {
+            resolved().lock().unwrap().insert(sel.clone(), path.clone());
+            return Ok(path);
+        }
+        Err(seen) => seen,
+    };
     if m2m.is_empty() {
         bail!(
             "no V4L2 mem2mem node found for `{sel}`: looked at {} /dev/video* node(s), none is m2m. \
