@@ -133,3 +133,42 @@ fn parse_errors_name_line_and_column() {
     assert_eq!((e.line, e.col), (1, 1));
     assert!(e.msg.contains("# m2mfuzz program v1"));
 }
+
+#[test]
+fn a_check_looks_for_the_canary_last_filled_into_its_mapping_and_no_fill_reuses_a_byte() {
+    // A frame copied from a buffer holding an older canary must not pass for the canary.
+    use m2mfuzz::program::Op;
+    let mut checks = 0;
+    for seed in 0..300 {
+        let mut cfg = GenConfig::new(&profile::driver::VIM2M);
+        cfg.contexts = 2;
+        cfg.body_ops = 100;
+        // No corrupted arguments: a corrupted check names a mapping that was never made.
+        cfg.invalid_percent = 0;
+        let p = generate(&mut RngChoices(SmallRng::seed_from_u64(seed)), &cfg);
+        let mut last = std::collections::BTreeMap::new();
+        let mut used = std::collections::BTreeSet::new();
+        for op in &p.ops {
+            match op {
+                Op::Fill { map, byte } => {
+                    assert!(
+                        byte.0 != 0,
+                        "seed {seed}: 0x00 is a fresh buffer's contents"
+                    );
+                    assert!(
+                        used.insert(byte.0),
+                        "seed {seed}: fill byte {:#x} used twice",
+                        byte.0
+                    );
+                    last.insert(*map, byte.0);
+                }
+                Op::Check { map, byte } => {
+                    checks += 1;
+                    assert_eq!(last.get(map), Some(&byte.0), "seed {seed}: {op}");
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(checks > 100, "only {checks} checks generated");
+}

@@ -155,6 +155,10 @@ struct Gen<'a, C: Choices> {
     ctxs: Vec<CtxModel>,
     syncs: Vec<Handle>,
     timelines: Vec<Handle>,
+    /// Mapping → the canary byte last filled into it, which a check of it looks for.
+    canaries: BTreeMap<Handle, u8>,
+    /// The byte the next fill uses.
+    next_canary: u8,
 }
 
 fn qi(q: Queue) -> usize {
@@ -343,10 +347,7 @@ impl<C: Choices> Gen<'_, C> {
                     plane: None,
                     ret: map,
                 });
-                self.ops.push(Op::Fill {
-                    map,
-                    byte: Hex(0x5a),
-                });
+                self.canary(map);
                 m.maps.push((0, map));
             }
             for queue in [Queue::Out, Queue::Cap] {
@@ -453,10 +454,7 @@ impl<C: Choices> Gen<'_, C> {
             }
             "check" => {
                 if let Some((_, map)) = self.pick(&self.ctxs[ci].maps.clone()) {
-                    self.push(Op::Check {
-                        map,
-                        byte: Hex(0x5a),
-                    });
+                    self.check(map);
                 }
             }
             "reader" => self.reader(ci, wait_ms),
@@ -617,10 +615,7 @@ impl<C: Choices> Gen<'_, C> {
                 // Every mapping starts with the canary (never corrupted), so a check of it
                 // reads "the canary should be gone", never an expected output the generator
                 // cannot know.
-                self.ops.push(Op::Fill {
-                    map,
-                    byte: Hex(0x5a),
-                });
+                self.canary(map);
                 self.ctxs[ci].maps.push((index, map));
                 (index, map)
             }
@@ -631,10 +626,7 @@ impl<C: Choices> Gen<'_, C> {
             None => self.expbuf(ci, index),
         };
         if !self.ctxs[ci].q[1].queued.contains(&index) {
-            self.ops.push(Op::Fill {
-                map: m,
-                byte: Hex(0x5a),
-            });
+            self.canary(m);
             self.push(Op::Qbuf {
                 ctx,
                 queue: Queue::Cap,
@@ -660,9 +652,31 @@ impl<C: Choices> Gen<'_, C> {
             sync: s,
             timeout_ms: wait_ms.max(self.cfg.max_wait_ms / 2),
         });
+        self.check(m);
+    }
+
+    /// Fill a mapping with a canary byte no fill before it used (one per fill, never 0x00, the
+    /// contents of a fresh buffer). A frame is often a copy of another buffer (a dmabuf imported
+    /// as OUTPUT) holding an older canary: with one byte for every fill such a frame looked like
+    /// the canary still there, a stale read that was not.
+    fn canary(&mut self, map: Handle) {
+        let byte = self.next_canary;
+        self.next_canary = self.next_canary.checked_add(1).unwrap_or(1);
+        // Not corrupted: a check must know what it looks for.
+        self.ops.push(Op::Fill {
+            map,
+            byte: Hex(byte.into()),
+        });
+        self.canaries.insert(map, byte);
+    }
+
+    /// Check that the device overwrote the canary last filled into `map` (every mapping gets
+    /// one when it is made).
+    fn check(&mut self, map: Handle) {
+        let byte = self.canaries[&map];
         self.push(Op::Check {
-            map: m,
-            byte: Hex(0x5a),
+            map,
+            byte: Hex(byte.into()),
         });
     }
 
@@ -714,6 +728,8 @@ pub fn generate(choices: &mut impl Choices, cfg: &GenConfig) -> Program {
         ctxs: Vec::new(),
         syncs: Vec::new(),
         timelines: Vec::new(),
+        canaries: BTreeMap::new(),
+        next_canary: 0x5a,
     };
     g.prologue();
     for _ in 0..cfg.body_ops {
