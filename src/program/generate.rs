@@ -674,7 +674,10 @@ impl<C: Choices> Gen<'_, C> {
     /// one when it is made).
     fn check(&mut self, map: Handle) {
         let byte = self.canaries[&map];
-        self.push(Op::Check {
+        // Not corrupted either: a check is a read in userspace, so a corrupted one reaches no
+        // kernel code, and one naming another mapping would ask for that mapping's contents to
+        // equal this canary, the expected-output form: a stale read that is not.
+        self.ops.push(Op::Check {
             map,
             byte: Hex(byte.into()),
         });
