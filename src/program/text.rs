@@ -46,41 +46,92 @@ impl fmt::Display for Program {
     }
 }
 
-/// A word of a line with its 1-based column.
+/// A word of a line with its byte offset (columns are counted only for errors).
+#[derive(Clone, Copy)]
 struct Token<'a> {
     text: &'a str,
-    col: usize,
+    at: usize,
 }
 
-fn tokens(line: &str) -> Vec<Token<'_>> {
-    let mut out = Vec::new();
+/// 1-based column (in characters) of byte offset `at` of `line`.
+fn col(line: &str, at: usize) -> usize {
+    line[..at].chars().count() + 1
+}
+
+/// Buffers reused from line to line, so a program of thousands of ops is parsed with few
+/// allocations besides the ops themselves (parsing counts in the harness overhead benchmark).
+#[derive(Default)]
+struct Scratch<'a> {
+    toks: Vec<Token<'a>>,
+    pos: Vec<Handle>,
+    pos_at: Vec<usize>,
+    keyed: Vec<(&'a str, &'a str)>,
+    keyed_at: Vec<usize>,
+}
+
+fn tokens<'a>(line: &'a str, out: &mut Vec<Token<'a>>) {
+    out.clear();
+    let bytes = line.as_bytes();
     let mut start = None;
-    for (i, c) in line.char_indices() {
-        match (c.is_whitespace(), start) {
+    let mut i = 0;
+    while i < bytes.len() {
+        // ASCII without decoding; any other character is decoded to ask whether it is a space.
+        let (space, len) = match bytes[i] {
+            b if b.is_ascii() => ((b as char).is_whitespace(), 1),
+            _ => line[i..]
+                .chars()
+                .next()
+                .map_or((false, 1), |c| (c.is_whitespace(), c.len_utf8())),
+        };
+        match (space, start) {
             (true, Some(s)) => {
                 out.push(Token {
                     text: &line[s..i],
-                    col: line[..s].chars().count() + 1,
+                    at: s,
                 });
                 start = None;
             }
             (false, None) => start = Some(i),
             _ => {}
         }
+        i += len;
     }
     if let Some(s) = start {
         out.push(Token {
             text: &line[s..],
-            col: line[..s].chars().count() + 1,
+            at: s,
         });
     }
-    out
+}
+
+/// `s` split around the first `sep` byte (ASCII). A plain loop: `str::split_once` with a char
+/// pattern goes through a searcher that costs more than these short words.
+fn split_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.as_bytes().iter().position(|&b| b == sep)?;
+    Some((&s[..i], &s[i + 1..]))
+}
+
+/// The lines of `src` as `str::lines` gives them (`\n` or `\r\n` ends), found by a plain loop.
+fn lines(src: &str) -> impl Iterator<Item = &str> {
+    let mut rest = src;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        match split_byte(rest, b'\n') {
+            Some((line, next)) => {
+                rest = next;
+                Some(line.strip_suffix('\r').unwrap_or(line))
+            }
+            None => Some(std::mem::take(&mut rest)),
+        }
+    })
 }
 
 /// Parse program text.
 pub fn parse(src: &str) -> Result<Program, ParseError> {
     let err = |line: usize, col: usize, msg: String| ParseError { line, col, msg };
-    let mut lines = src.lines().enumerate().map(|(i, l)| (i + 1, l));
+    let mut lines = lines(src).enumerate().map(|(i, l)| (i + 1, l));
     match lines.next() {
         Some((_, l)) if l.trim_end() == VERSION_LINE => {}
         Some((_, l)) => {
@@ -102,9 +153,10 @@ pub fn parse(src: &str) -> Result<Program, ParseError> {
         }
     }
     let mut prog = Program::default();
+    let mut scratch = Scratch::default();
     for (ln, raw) in lines {
-        let (code, comment) = match raw.find('#') {
-            Some(i) => (&raw[..i], Some(&raw[i + 1..])),
+        let (code, comment) = match split_byte(raw, b'#') {
+            Some((code, comment)) => (code, Some(comment)),
             None => (raw, None),
         };
         if code.trim().is_empty() {
@@ -123,17 +175,25 @@ pub fn parse(src: &str) -> Result<Program, ParseError> {
             continue;
         }
         prog.ops
-            .push(parse_op(code).map_err(|(col, msg)| err(ln, col, msg))?);
+            .push(parse_op_with(code, &mut scratch).map_err(|(col, msg)| err(ln, col, msg))?);
     }
     Ok(prog)
 }
 
 /// Parse one op line (without comment); errors carry the column.
 pub fn parse_op(code: &str) -> Result<Op, (usize, String)> {
-    let toks = tokens(code);
-    let name = &toks[0];
-    let mut pos: Vec<(Handle, usize)> = Vec::new();
-    let mut keyed: Vec<(&str, &str, usize)> = Vec::new();
+    parse_op_with(code, &mut Scratch::default())
+}
+
+fn parse_op_with<'a>(code: &'a str, s: &mut Scratch<'a>) -> Result<Op, (usize, String)> {
+    tokens(code, &mut s.toks);
+    s.pos.clear();
+    s.pos_at.clear();
+    s.keyed.clear();
+    s.keyed_at.clear();
+    let toks = &s.toks;
+    let name = toks[0];
+    let at = |t: &Token| col(code, t.at);
     let mut ret = None;
     let mut i = 1;
     while i < toks.len() {
@@ -141,56 +201,79 @@ pub fn parse_op(code: &str) -> Result<Op, (usize, String)> {
         if t.text == "->" {
             let h = toks
                 .get(i + 1)
-                .ok_or((t.col, "`->` must be followed by a handle".to_string()))?;
-            ret = Some(Handle::parse(h.text).map_err(|e| (h.col, e))?);
+                .ok_or((at(t), "`->` must be followed by a handle".to_string()))?;
+            ret = Some(Handle::parse(h.text).map_err(|e| (at(h), e))?);
             if let Some(extra) = toks.get(i + 2) {
                 return Err((
-                    extra.col,
+                    at(extra),
                     format!("unexpected `{}` after the result handle", extra.text),
                 ));
             }
             break;
         }
-        match t.text.split_once('=') {
+        match split_byte(t.text, b'=') {
             Some((k, v)) => {
-                if keyed.iter().any(|(k2, _, _)| *k2 == k) {
-                    return Err((t.col, format!("`{k}=` given twice")));
+                if s.keyed.iter().any(|(k2, _)| *k2 == k) {
+                    return Err((at(t), format!("`{k}=` given twice")));
                 }
-                keyed.push((k, v, t.col));
+                s.keyed.push((k, v));
+                s.keyed_at.push(t.at);
             }
             None => {
-                if !keyed.is_empty() {
+                if !s.keyed.is_empty() {
                     return Err((
-                        t.col,
+                        at(t),
                         format!(
                             "handle `{}` after keyed arguments: handles come first",
                             t.text
                         ),
                     ));
                 }
-                pos.push((Handle::parse(t.text).map_err(|e| (t.col, e))?, t.col));
+                s.pos.push(Handle::parse(t.text).map_err(|e| (at(t), e))?);
+                s.pos_at.push(t.at);
             }
         }
         i += 1;
     }
-    let handles: Vec<Handle> = pos.iter().map(|p| p.0).collect();
-    let kv: Vec<(&str, &str)> = keyed.iter().map(|(k, v, _)| (*k, *v)).collect();
-    Op::from_fields(name.text, &handles, &kv, ret).map_err(|e| match e {
-        FieldError::Name(m) | FieldError::Missing(m) => (name.col, m),
-        FieldError::Positional(m) => (pos.first().map_or(name.col, |p| p.1), m),
+    Op::from_fields(name.text, &s.pos, &s.keyed, ret).map_err(|e| match e {
+        FieldError::Name(m) | FieldError::Missing(m) => (at(&name), m),
+        FieldError::Positional(m) => (col(code, s.pos_at.first().copied().unwrap_or(name.at)), m),
         FieldError::Ret(m) => {
             let end = code.trim_end().chars().count() + 1;
-            (
-                toks.iter().find(|t| t.text == "->").map_or(end, |t| t.col),
-                m,
-            )
+            (toks.iter().find(|t| t.text == "->").map_or(end, at), m)
         }
         FieldError::Key(k, m) => {
-            let col = keyed
+            let c = s
+                .keyed
                 .iter()
-                .find(|(k2, _, _)| *k2 == k)
-                .map_or(name.col, |(_, _, c)| *c);
-            (col, format!("`{k}`: {m}"))
+                .zip(&s.keyed_at)
+                .find(|((k2, _), _)| *k2 == k)
+                .map_or(at(&name), |(_, a)| col(code, *a));
+            (c, format!("`{k}`: {m}"))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn lines_splits_as_str_lines_does(s in "[a#=\r\n \t\u{a0}\u{2003}é]{0,40}") {
+            prop_assert_eq!(lines(&s).collect::<Vec<_>>(), s.lines().collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn tokens_are_the_whitespace_separated_words(s in "[a#=\r \t\u{b}\u{a0}\u{2003}é]{0,40}") {
+            let mut out = Vec::new();
+            tokens(&s, &mut out);
+            let words: Vec<&str> = out.iter().map(|t| t.text).collect();
+            prop_assert_eq!(words, s.split_whitespace().collect::<Vec<_>>());
+            for t in &out {
+                prop_assert_eq!(&s[t.at..t.at + t.text.len()], t.text);
+            }
+        }
+    }
 }
