@@ -35,6 +35,17 @@ proptest! {
         let p = Program::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
         roundtrip(&p);
     }
+
+    /// The executor's allocation-free handle search agrees with the collected inputs.
+    #[test]
+    fn find_input_agrees_with_inputs(bytes in proptest::collection::vec(any::<u8>(), 0..4096), odd: bool) {
+        let p = Program::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        for op in &p.ops {
+            let pred = |h: &m2mfuzz::program::Handle| h.id % 2 == u32::from(odd);
+            prop_assert_eq!(op.find_input(pred), op.inputs().into_iter().find(pred), "{}", op);
+            prop_assert_eq!(op.find_input(|_| true), op.inputs().first().copied(), "{}", op);
+        }
+    }
 }
 
 #[test]

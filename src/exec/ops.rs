@@ -60,26 +60,36 @@ fn errno_of(e: &std::io::Error) -> OpResult {
     }
 }
 
-/// A v4l2_buffer with room for planes, kept together so the planes pointer stays valid.
+/// A v4l2_buffer with room for planes. It lives on the stack (a heap box per op showed in the
+/// harness overhead benchmark), so the planes pointer is set by [`Buf::raw`] right before use.
 struct Buf {
     b: v4l2_buffer,
     planes: [v4l2_plane; VIDEO_MAX_PLANES],
+    mplane: bool,
 }
 
 impl Buf {
-    fn new(ctx: &Ctx, queue: Queue, index: u32, memory: u32) -> Box<Buf> {
-        let mut buf = Box::new(Buf {
+    fn new(ctx: &Ctx, queue: Queue, index: u32, memory: u32) -> Buf {
+        let mut buf = Buf {
             b: v4l2_buffer::default(),
             planes: [v4l2_plane::default(); VIDEO_MAX_PLANES],
-        });
+            mplane: ctx.mplane,
+        };
         buf.b.index = index;
         buf.b.type_ = buf_type(ctx, queue);
         buf.b.memory = memory;
         if ctx.mplane {
-            buf.b.m.planes = buf.planes.as_mut_ptr();
             buf.b.length = VIDEO_MAX_PLANES as u32;
         }
         buf
+    }
+
+    /// The struct to pass to the kernel, its planes pointer aimed at this `Buf`'s planes.
+    fn raw(&mut self) -> &mut v4l2_buffer {
+        if self.mplane {
+            self.b.m.planes = self.planes.as_mut_ptr();
+        }
+        &mut self.b
     }
 
     fn flags_text(&self) -> String {
@@ -343,7 +353,7 @@ impl ExecState {
             Op::Querybuf { ctx, queue, index } => {
                 let c = self.ctx(ctx);
                 let mut b = Buf::new(c, *queue, *index, c.queues[qidx_any(*queue)].memory);
-                self.retry(|| ioctl::querybuf(c.video.as_raw_fd(), &mut b.b))?;
+                self.retry(|| ioctl::querybuf(c.video.as_raw_fd(), b.raw()))?;
                 ok_with(b.b.flags.into(), b.flags_text())
             }
             Op::Mmap {
@@ -355,7 +365,7 @@ impl ExecState {
             } => {
                 let c = self.ctx(ctx);
                 let mut b = Buf::new(c, *queue, *index, V4L2_MEMORY_MMAP);
-                self.retry(|| ioctl::querybuf(c.video.as_raw_fd(), &mut b.b))?;
+                self.retry(|| ioctl::querybuf(c.video.as_raw_fd(), b.raw()))?;
                 let p = plane.unwrap_or(0) as usize;
                 // SAFETY: QUERYBUF filled the union member of this API (offset / planes).
                 let (offset, len) = unsafe {
@@ -463,7 +473,7 @@ impl ExecState {
                     b.b.flags |= V4L2_BUF_FLAG_REQUEST_FD;
                     b.b.request_fd = self.fd(r);
                 }
-                self.retry(|| ioctl::qbuf(c.video.as_raw_fd(), &mut b.b))?;
+                self.retry(|| ioctl::qbuf(c.video.as_raw_fd(), b.raw()))?;
                 ok_with(b.b.index.into(), b.flags_text())
             }
             Op::Dqbuf {
@@ -483,7 +493,7 @@ impl ExecState {
                 let revents =
                     self.poll(fd, events | PollFlags::POLLPRI, self.wait_ms(*timeout_ms))?;
                 let mut b = Buf::new(c, *queue, 0, mem);
-                self.retry(|| ioctl::dqbuf(fd, &mut b.b))?;
+                self.retry(|| ioctl::dqbuf(fd, b.raw()))?;
                 ok_with(
                     b.b.index.into(),
                     format!("{} revents={:?}", b.flags_text(), revents),

@@ -90,9 +90,9 @@ pub trait Arg: Sized {
     fn absent() -> Option<Self> {
         None
     }
-    /// Handles this value refers to.
-    fn handles(&self) -> Vec<Handle> {
-        Vec::new()
+    /// The handle this value refers to (no argument type holds more than one).
+    fn handle(&self) -> Option<Handle> {
+        None
     }
 }
 
@@ -103,8 +103,8 @@ impl Arg for Handle {
     fn from_text(s: &str) -> Result<Self, String> {
         Handle::parse(s)
     }
-    fn handles(&self) -> Vec<Handle> {
-        vec![*self]
+    fn handle(&self) -> Option<Handle> {
+        Some(*self)
     }
 }
 
@@ -118,8 +118,8 @@ impl<T: Arg> Arg for Option<T> {
     fn absent() -> Option<Self> {
         Some(None)
     }
-    fn handles(&self) -> Vec<Handle> {
-        self.as_ref().map(T::handles).unwrap_or_default()
+    fn handle(&self) -> Option<Handle> {
+        self.as_ref().and_then(T::handle)
     }
 }
 

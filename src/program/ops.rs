@@ -49,8 +49,25 @@ macro_rules! ops {
                         Op::$var { $($pos,)* $($key,)* .. } => {
                             #[allow(unused_mut)]
                             let mut v: Vec<Handle> = vec![$(*$pos),*];
-                            $(v.extend(Arg::handles($key));)*
+                            $(v.extend(Arg::handle($key));)*
                             v
+                        }
+                    )*
+                }
+            }
+
+            /// The first handle the op uses that `pred` accepts, without collecting them (the
+            /// executor asks this of every op).
+            pub fn find_input(&self, mut pred: impl FnMut(&Handle) -> bool) -> Option<Handle> {
+                match self {
+                    $(
+                        #[allow(unused_variables)]
+                        Op::$var { $($pos,)* $($key,)* .. } => {
+                            $(if pred($pos) { return Some(*$pos); })*
+                            $(if let Some(h) = Arg::handle($key).filter(|h| pred(h)) {
+                                return Some(h);
+                            })*
+                            None
                         }
                     )*
                 }
