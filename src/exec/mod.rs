@@ -13,8 +13,6 @@ use nix::errno::Errno;
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use ops::fence_info;
@@ -110,7 +108,7 @@ pub struct ExecState {
     /// Handle (dmabuf, mapping, sync_file) → the buffer it came from.
     pub provenance: BTreeMap<Handle, BufId>,
     opts: ExecOptions,
-    fired: Option<Arc<AtomicBool>>,
+    fired: Option<watchdog::FiredFlag>,
 }
 
 /// Runs programs.
@@ -220,7 +218,7 @@ impl ExecState {
 
     /// The first input handle with no live resource.
     fn unbound(&self, op: &Op) -> Option<Handle> {
-        op.inputs().into_iter().find(|h| !self.res.contains_key(h))
+        op.find_input(|h| !self.res.contains_key(h))
     }
 
     /// The op's own wait, which its deadline must exceed.
@@ -237,9 +235,7 @@ impl ExecState {
 
     /// Whether the watchdog interrupted the current op.
     fn deadline_fired(&self) -> bool {
-        self.fired
-            .as_ref()
-            .is_some_and(|f| f.load(Ordering::SeqCst))
+        self.fired.as_ref().is_some_and(|f| f.is_set())
     }
 
     /// Call `f`, retrying EINTR until the watchdog says the deadline passed.

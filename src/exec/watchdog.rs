@@ -2,8 +2,8 @@
 //! deadline passes, so an interruptible kernel wait returns EINTR. A task stuck in an
 //! uninterruptible wait cannot be interrupted; the watchdog then keeps a record of it, which the
 //! hang oracle reports instead of waiting forever.
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,24 +27,37 @@ fn install_handler() {
     });
 }
 
-/// Arming takes an uncontended lock and wakes nobody: the watchdog thread looks every [`TICK`]
+/// Arming is two atomic stores and wakes nobody: the watchdog thread looks every [`TICK`]
 /// instead. A deadline fires up to one tick late, which is nothing next to the deadlines
-/// (seconds), while arming per op stays off the syscall path (the harness overhead budget).
+/// (seconds), while arming per op stays off the syscall path and takes no lock (the harness
+/// overhead benchmark counts every instruction per op).
 const TICK: Duration = Duration::from_millis(20);
 
-#[derive(Default)]
-struct State {
-    /// Armed: (thread id to interrupt, deadline).
-    armed: Option<(libc::pid_t, Instant)>,
-    /// Set (under the lock, so for the op armed then) when the deadline fired.
-    fired: bool,
+/// The armed word: 0 when nothing is armed; otherwise the deadline in milliseconds since the
+/// watchdog started (plus one, so never 0) in the low [`GEN_SHIFT`] bits, an arming counter
+/// above them, and [`FIRED`] on top. The counter makes each arming a distinct word, so the
+/// watchdog can only mark fired (compare-and-swap) the op it judged late.
+const GEN_SHIFT: u32 = 40;
+const DEADLINE_MASK: u64 = (1 << GEN_SHIFT) - 1;
+const FIRED: u64 = 1 << 63;
+
+/// Whether the deadline of the op armed now has fired (readable from inside the guarded call).
+#[derive(Clone, Debug)]
+pub struct FiredFlag(Arc<AtomicU64>);
+
+impl FiredFlag {
+    /// True once the watchdog judged the armed op late.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst) & FIRED != 0
+    }
 }
 
 /// A per-executor watchdog thread.
 pub struct Watchdog {
-    state: Arc<Mutex<State>>,
-    /// Mirrors `State::fired` for the guarded call, which must not take the lock.
-    fired: Arc<AtomicBool>,
+    word: Arc<AtomicU64>,
+    tid: Arc<AtomicI32>,
+    base: Instant,
+    gen: AtomicU64,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -60,41 +73,41 @@ impl Watchdog {
     /// Start the watchdog thread.
     pub fn new() -> Watchdog {
         install_handler();
-        let state = Arc::new(Mutex::new(State::default()));
-        let fired = Arc::new(AtomicBool::new(false));
+        let word = Arc::new(AtomicU64::new(0));
+        let tid = Arc::new(AtomicI32::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, f, st) = (state.clone(), fired.clone(), stop.clone());
+        let base = Instant::now();
+        let (w, t, st) = (word.clone(), tid.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("m2mfuzz-watchdog".into())
-            .spawn(move || run(&s, &f, &st))
+            .spawn(move || run(&w, &t, base, &st))
             .expect("spawn watchdog thread");
         Watchdog {
-            state,
-            fired,
+            word,
+            tid,
+            base,
+            gen: AtomicU64::new(0),
             stop,
             thread: Some(thread),
         }
     }
 
     /// The flag `guard` sets when the deadline fires (readable from inside the guarded call).
-    pub fn fired_flag(&self) -> Arc<AtomicBool> {
-        self.fired.clone()
+    pub fn fired_flag(&self) -> FiredFlag {
+        FiredFlag(self.word.clone())
     }
 
     /// Run `f` on this thread, interrupting it every 50 ms after `deadline` passes. Returns what
     /// `f` returned and whether the deadline fired.
     pub fn guard<T>(&self, deadline: Duration, f: impl FnOnce() -> T) -> (T, bool) {
-        let tid = TID.with(|t| *t);
-        {
-            let mut st = self.state.lock().unwrap();
-            st.armed = Some((tid, Instant::now() + deadline));
-            st.fired = false;
-            self.fired.store(false, Ordering::SeqCst);
-        }
+        let due = (self.base.elapsed() + deadline).as_millis() as u64 + 1;
+        let gen = self.gen.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let word = (due & DEADLINE_MASK) | ((gen << GEN_SHIFT) & !FIRED & !DEADLINE_MASK);
+        self.tid.store(TID.with(|t| *t), Ordering::SeqCst);
+        self.word.store(word, Ordering::SeqCst);
         let r = f();
-        let mut st = self.state.lock().unwrap();
-        st.armed = None;
-        (r, st.fired)
+        let w = self.word.swap(0, Ordering::SeqCst);
+        (r, w & FIRED != 0)
     }
 }
 
@@ -104,27 +117,34 @@ impl Default for Watchdog {
     }
 }
 
-fn run(state: &Mutex<State>, fired: &AtomicBool, stop: &AtomicBool) {
+fn run(word: &AtomicU64, tid: &AtomicI32, base: Instant, stop: &AtomicBool) {
     let mut last_signal: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         std::thread::park_timeout(TICK);
-        let mut st = state.lock().unwrap();
-        let Some((tid, deadline)) = st.armed else {
+        let w = word.load(Ordering::SeqCst);
+        if w == 0 {
             last_signal = None;
             continue;
-        };
+        }
         // Past the deadline: interrupt now and every 50 ms until the op returns.
-        if Instant::now() < deadline
+        let now = base.elapsed().as_millis() as u64 + 1;
+        if now < w & DEADLINE_MASK
             || last_signal.is_some_and(|t| t.elapsed() < Duration::from_millis(50))
         {
             continue;
         }
-        // Under the lock, so it is the armed op's flag; a signal that lands after that op
-        // returned interrupts the next one, which retries (its deadline has not fired).
-        st.fired = true;
-        fired.store(true, Ordering::SeqCst);
+        // Marks fired only if the same arming is still in place; a signal that lands after that
+        // op returned interrupts the next one, which retries (its deadline has not fired).
+        if w & FIRED == 0
+            && word
+                .compare_exchange(w, w | FIRED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            continue;
+        }
+        let t = tid.load(Ordering::SeqCst);
         // SAFETY: signals a thread of this process.
-        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, SIG) };
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), t, SIG) };
         last_signal = Some(Instant::now());
     }
 }
@@ -136,5 +156,50 @@ impl Drop for Watchdog {
             t.thread().unpark();
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// A blocking read on an empty pipe, as a stand-in for a blocking ioctl: EINTR once fired.
+    fn blocking_read(fd: &std::os::fd::OwnedFd) -> isize {
+        let mut b = [0u8; 1];
+        // SAFETY: reads into a local buffer of the given length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+        if n < 0 {
+            -(std::io::Error::last_os_error().raw_os_error().unwrap() as isize)
+        } else {
+            n
+        }
+    }
+
+    #[test]
+    fn a_late_op_is_interrupted_and_marked_fired_and_the_next_one_is_not() {
+        let w = Watchdog::new();
+        let flag = w.fired_flag();
+        let (r, w_) = nix::unistd::pipe().unwrap();
+        let (n, fired) = w.guard(Duration::from_millis(50), || {
+            let n = blocking_read(&r);
+            (n, flag.is_set())
+        });
+        assert_eq!(n, (-libc::EINTR as isize, true));
+        assert!(fired);
+        // A quick op armed after it is neither marked nor left marked.
+        let (set_inside, fired) = w.guard(Duration::from_secs(10), || flag.is_set());
+        assert!(!set_inside && !fired);
+        drop(w_);
+    }
+
+    #[test]
+    fn an_op_that_returns_in_time_is_not_fired() {
+        let w = Watchdog::new();
+        let (r, w_) = nix::unistd::pipe().unwrap();
+        nix::unistd::write(&w_, b"x").unwrap();
+        let (n, fired) = w.guard(Duration::from_secs(10), || blocking_read(&r));
+        assert_eq!(n, 1);
+        assert!(!fired);
     }
 }
