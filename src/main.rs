@@ -337,7 +337,7 @@ fn real_main() -> Result<ExitCode> {
                         op.to_string(),
                         o.result.to_string(),
                         o.duration.as_secs_f64() * 1e3,
-                        o.detail.as_deref().unwrap_or("")
+                        o.detail_text().unwrap_or_default()
                     )?;
                 }
             }

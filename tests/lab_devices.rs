@@ -30,7 +30,7 @@ fn run_judged(src: &str) -> (Program, Vec<Outcome>, Verdict) {
             op.to_string(),
             o.result.to_string(),
             o.duration.as_secs_f64() * 1e3,
-            o.detail.as_deref().unwrap_or("")
+            o.detail_text().unwrap_or_default()
         );
     }
     assert!(
@@ -181,7 +181,7 @@ fn vim2m_job_end_to_end() {
     let (p, o) = run(VIM2M_JOB);
     assert_all_ok(&p, &o);
     let cap = find(&p, &o, "dqbuf c0 queue=cap", 0);
-    let d = cap.detail.as_deref().unwrap();
+    let d = cap.detail_text().unwrap();
     assert!(d.starts_with("index=0 ") && !d.contains("ERROR"), "{d}");
     assert!(
         d.contains("bytesused=614400"),
@@ -312,7 +312,10 @@ dqbuf c0 queue=cap timeout_ms=5000
     // time the job is done, and poll must say so.
     assert_eq!(value(find(&p, &o, "wait s0", 0)), 1);
     assert_eq!(value(find(&p, &o, "wait s1", 0)), 1);
-    let info = find(&p, &o, "fence_info s0", 0).detail.clone().unwrap();
+    let info = find(&p, &o, "fence_info s0", 0)
+        .detail_text()
+        .unwrap()
+        .into_owned();
     assert!(info.starts_with("status="), "{info}");
     assert_ne!(
         value(find(&p, &o, "poll_dmabuf", 0)) & i64::from(libc::POLLIN),
@@ -341,12 +344,15 @@ close_request r0
 ";
     let (p, o) = run(src);
     assert_all_ok(&p, &o);
-    let q = find(&p, &o, "qbuf c0 queue=out", 0).detail.clone().unwrap();
+    let q = find(&p, &o, "qbuf c0 queue=out", 0)
+        .detail_text()
+        .unwrap()
+        .into_owned();
     assert!(q.contains("IN_REQUEST"), "queued into the request: {q}");
     let d = find(&p, &o, "dqbuf c0 queue=cap", 0)
-        .detail
-        .clone()
-        .unwrap();
+        .detail_text()
+        .unwrap()
+        .into_owned();
     assert!(!d.contains("ERROR"), "{d}");
     assert_lockdep_on();
 }
@@ -451,11 +457,11 @@ fn release_fence_pending_during_job_and_signalled_with_the_data() {
         0,
         "published fence is pending while the job runs"
     );
-    let d0 = info0.detail.clone().unwrap();
+    let d0 = info0.detail_text().unwrap().into_owned();
     assert!(d0.contains("fences=[vb2/vim2m-cap-"), "{d0}");
     // Both EXPBUF fds share the buffer's resv: the same fence.
     assert_eq!(
-        find(&p, &o, "fence_info s1", 0).detail.as_deref(),
+        find(&p, &o, "fence_info s1", 0).detail_text().as_deref(),
         Some(d0.as_str())
     );
     // While pending, the frame is not written yet: a reader that waits is protected.
@@ -542,7 +548,7 @@ dqbuf c1 queue=cap timeout_ms=3000
     assert_all_ok(&p, &o);
     let info = find(&p, &o, "fence_info s0", 0);
     assert_eq!(value(info), 0, "{:?}", info.detail);
-    assert!(info.detail.as_deref().unwrap().contains("vb2/vim2m-cap-"));
+    assert!(info.detail_text().unwrap().contains("vb2/vim2m-cap-"));
     assert_eq!(value(find(&p, &o, "wait s0", 0)), 1);
     assert_lockdep_on();
 }
@@ -572,7 +578,7 @@ dqbuf c0 queue=cap timeout_ms=3000
     let info = find(&p, &o, "fence_info s0", 0);
     assert_eq!(value(info), 1, "{:?}", info.detail);
     assert!(
-        info.detail.as_deref().unwrap().contains("stub"),
+        info.detail_text().unwrap().contains("stub"),
         "{:?}",
         info.detail
     );
@@ -595,7 +601,7 @@ fn fences_off_shows_the_stale_read() {
         "stub fence, already signalled: {:?}",
         info.detail
     );
-    assert!(info.detail.as_deref().unwrap().contains("stub"));
+    assert!(info.detail_text().unwrap().contains("stub"));
     let stale = p
         .ops
         .iter()

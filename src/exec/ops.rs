@@ -1,4 +1,5 @@
 //! How each op is carried out.
+use super::outcome::{BufFacts, Detail};
 use super::{BufId, Ctx, ExecState, OpResult, QueueState, Resource};
 use crate::device;
 use crate::program::{Handle, Memory, Op, Queue};
@@ -14,14 +15,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 /// An op's result and optional detail.
-type Done = (OpResult, Option<String>);
+type Done = (OpResult, Option<Detail>);
 
 fn ok(v: i64) -> Done {
     (OpResult::Ok { value: v }, None)
 }
 
 fn ok_with(v: i64, detail: String) -> Done {
-    (OpResult::Ok { value: v }, Some(detail))
+    (OpResult::Ok { value: v }, Some(Detail::Text(detail)))
 }
 
 /// Take ownership of an fd the kernel returned.
@@ -92,28 +93,15 @@ impl Buf {
         &mut self.b
     }
 
-    fn flags_text(&self) -> String {
-        let f = self.b.flags;
-        let names = [
-            (V4L2_BUF_FLAG_QUEUED, "QUEUED"),
-            (V4L2_BUF_FLAG_DONE, "DONE"),
-            (V4L2_BUF_FLAG_ERROR, "ERROR"),
-            (V4L2_BUF_FLAG_LAST, "LAST"),
-            (V4L2_BUF_FLAG_IN_REQUEST, "IN_REQUEST"),
-        ];
-        let set: Vec<&str> = names
-            .iter()
-            .filter(|(b, _)| f & b != 0)
-            .map(|(_, n)| *n)
-            .collect();
-        format!(
-            "index={} flags={:#x}[{}] bytesused={} seq={}",
-            self.b.index,
-            f,
-            set.join("|"),
-            self.b.bytesused,
-            self.b.sequence
-        )
+    /// What the outcome shows of the returned buffer.
+    fn facts(&self, revents: Option<PollFlags>) -> Detail {
+        Detail::Buf(BufFacts {
+            index: self.b.index,
+            flags: self.b.flags,
+            bytesused: self.b.bytesused,
+            sequence: self.b.sequence,
+            revents,
+        })
     }
 }
 
@@ -354,7 +342,12 @@ impl ExecState {
                 let c = self.ctx(ctx);
                 let mut b = Buf::new(c, *queue, *index, c.queues[qidx_any(*queue)].memory);
                 self.retry(|| ioctl::querybuf(c.video.as_raw_fd(), b.raw()))?;
-                ok_with(b.b.flags.into(), b.flags_text())
+                (
+                    OpResult::Ok {
+                        value: b.b.flags.into(),
+                    },
+                    Some(b.facts(None)),
+                )
             }
             Op::Mmap {
                 ctx,
@@ -474,7 +467,12 @@ impl ExecState {
                     b.b.request_fd = self.fd(r);
                 }
                 self.retry(|| ioctl::qbuf(c.video.as_raw_fd(), b.raw()))?;
-                ok_with(b.b.index.into(), b.flags_text())
+                (
+                    OpResult::Ok {
+                        value: b.b.index.into(),
+                    },
+                    Some(b.facts(None)),
+                )
             }
             Op::Dqbuf {
                 ctx,
@@ -494,9 +492,11 @@ impl ExecState {
                     self.poll(fd, events | PollFlags::POLLPRI, self.wait_ms(*timeout_ms))?;
                 let mut b = Buf::new(c, *queue, 0, mem);
                 self.retry(|| ioctl::dqbuf(fd, b.raw()))?;
-                ok_with(
-                    b.b.index.into(),
-                    format!("{} revents={:?}", b.flags_text(), revents),
+                (
+                    OpResult::Ok {
+                        value: b.b.index.into(),
+                    },
+                    Some(b.facts(Some(revents))),
                 )
             }
             Op::Streamon { ctx, queue } | Op::Streamoff { ctx, queue } => {
@@ -580,7 +580,7 @@ impl ExecState {
                 let info = fence_info(fd).map_or_else(|e| format!("info: {e}"), |i| i.1);
                 match r {
                     Ok(rev) => ok_with(1, format!("revents={rev:?} {info}")),
-                    Err(e) => (e, Some(info)),
+                    Err(e) => (e, Some(Detail::Text(info))),
                 }
             }
             Op::PollDmabuf {

@@ -9,6 +9,7 @@
 //! the lab's switches), since the design publishes the fence at device_run, not at QBUF.
 use super::hang::all_fences;
 use super::{Finding, Kind};
+use crate::exec::outcome::Detail;
 use crate::exec::{BufId, ExecState, OpResult, Outcome};
 use crate::program::{Handle, Op, Queue};
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,7 +70,8 @@ impl StaleOracle {
     /// Judge one op's outcome.
     pub fn after_op(&mut self, index: usize, op: &Op, o: &Outcome, st: &ExecState) {
         let Some(v) = ok_value(o) else { return };
-        let detail = o.detail.as_deref().unwrap_or("");
+        // Formatted only where it is read (a buffer's facts are kept raw: Detail::Buf).
+        let detail = || o.detail_text().unwrap_or_default();
         let cap = |h: &Handle| {
             st.provenance
                 .get(h)
@@ -85,14 +87,15 @@ impl StaleOracle {
                 }
             }
             // A fence that signalled without error says the buffer is written.
-            Op::Wait { sync, .. } if v == 1 && detail.contains("status=1") => {
-                if let Some(b) = self.fence_says_complete(sync, detail, st) {
+            Op::Wait { sync, .. } if v == 1 && detail().contains("status=1") => {
+                if let Some(b) = self.fence_says_complete(sync, &detail(), st) {
                     self.complete
                         .insert(b, format!("op {index} `{op}` (fence signalled)"));
                 }
             }
             Op::FenceInfo { sync } if v == 1 => {
-                if let Some(b) = self.fence_says_complete(sync, detail, st) {
+                let detail = detail();
+                if let Some(b) = self.fence_says_complete(sync, &detail, st) {
                     self.complete
                         .insert(b, format!("op {index} `{op}` (fence signalled: {detail})"));
                 }
@@ -109,7 +112,11 @@ impl StaleOracle {
                 };
                 self.queued.remove(&b);
                 let overwritten = self.filled_while_queued.remove(&b);
-                if !detail.contains("ERROR") && !overwritten {
+                let error = match &o.detail {
+                    Some(Detail::Buf(f)) => f.error(),
+                    _ => detail().contains("ERROR"),
+                };
+                if !error && !overwritten {
                     self.complete
                         .insert(b, format!("op {index} `{op}` (DQBUF done)"));
                 }
@@ -198,8 +205,8 @@ impl StaleOracle {
                         Kind::StaleRead,
                         format!("stale read after {via} on {driver}"),
                         format!(
-                            "op {index} `{op}`: {detail}, although {how} said CAPTURE buffer {} of {} was complete",
-                            b.index, b.ctx
+                            "op {index} `{op}`: {}, although {how} said CAPTURE buffer {} of {} was complete",
+                            detail(), b.index, b.ctx
                         ),
                         Some(index),
                     ));
