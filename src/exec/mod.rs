@@ -157,7 +157,7 @@ impl Executor {
                 None => {
                     let deadline = self.state.opts.op_deadline + self.state.wait_of(op);
                     let st = &mut self.state;
-                    self.watchdog.guard(deadline, || st.exec(op)).0
+                    self.watchdog.guard(start, deadline, || st.exec(op)).0
                 }
             };
             let o = Outcome {

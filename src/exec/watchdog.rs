@@ -97,10 +97,11 @@ impl Watchdog {
         FiredFlag(self.word.clone())
     }
 
-    /// Run `f` on this thread, interrupting it every 50 ms after `deadline` passes. Returns what
-    /// `f` returned and whether the deadline fired.
-    pub fn guard<T>(&self, deadline: Duration, f: impl FnOnce() -> T) -> (T, bool) {
-        let due = (self.base.elapsed() + deadline).as_millis() as u64 + 1;
+    /// Run `f` on this thread, interrupting it every 50 ms once `deadline` has passed since
+    /// `start` (the caller's clock reading, so arming reads no clock). Returns what `f` returned
+    /// and whether the deadline fired.
+    pub fn guard<T>(&self, start: Instant, deadline: Duration, f: impl FnOnce() -> T) -> (T, bool) {
+        let due = (start.saturating_duration_since(self.base) + deadline).as_millis() as u64 + 1;
         let gen = self.gen.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let word = (due & DEADLINE_MASK) | ((gen << GEN_SHIFT) & !FIRED & !DEADLINE_MASK);
         self.tid.store(TID.with(|t| *t), Ordering::SeqCst);
@@ -181,14 +182,15 @@ mod tests {
         let w = Watchdog::new();
         let flag = w.fired_flag();
         let (r, w_) = nix::unistd::pipe().unwrap();
-        let (n, fired) = w.guard(Duration::from_millis(50), || {
+        let (n, fired) = w.guard(Instant::now(), Duration::from_millis(50), || {
             let n = blocking_read(&r);
             (n, flag.is_set())
         });
         assert_eq!(n, (-libc::EINTR as isize, true));
         assert!(fired);
         // A quick op armed after it is neither marked nor left marked.
-        let (set_inside, fired) = w.guard(Duration::from_secs(10), || flag.is_set());
+        let (set_inside, fired) =
+            w.guard(Instant::now(), Duration::from_secs(10), || flag.is_set());
         assert!(!set_inside && !fired);
         drop(w_);
     }
@@ -198,7 +200,9 @@ mod tests {
         let w = Watchdog::new();
         let (r, w_) = nix::unistd::pipe().unwrap();
         nix::unistd::write(&w_, b"x").unwrap();
-        let (n, fired) = w.guard(Duration::from_secs(10), || blocking_read(&r));
+        let (n, fired) = w.guard(Instant::now(), Duration::from_secs(10), || {
+            blocking_read(&r)
+        });
         assert_eq!(n, 1);
         assert!(!fired);
     }
