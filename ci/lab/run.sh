@@ -34,12 +34,14 @@ rm -rf "$share/out"; mkdir -p "$share/out"
 cp "$job" "$share/job.sh"
 console="$out/console.log"
 
+# acpi=noirq: PCI interrupts from the BIOS routing table; enabling the 9p device's ACPI interrupt
+# link took about 1.9 s of every boot under TCG (ACPI still enumerates the CPUs).
 start=$(date +%s.%N)
 set +e
 timeout --kill-after=10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 \
     -display none -monitor none -serial "file:$console" -no-reboot \
     -kernel "$kernel" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 oops=panic loglevel=7 printk.devkmsg=on rdinit=/init $cmdline" \
+    -append "console=ttyS0 panic=-1 oops=panic loglevel=7 printk.devkmsg=on acpi=noirq rdinit=/init $cmdline" \
     -virtfs "local,path=$share,mount_tag=host,security_model=none,id=host" </dev/null
 qrc=$?
 set -e
