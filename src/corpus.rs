@@ -265,8 +265,8 @@ impl Drop for Applied {
     }
 }
 
-/// Replay one entry in this boot.
-pub fn replay_one(e: &Entry) -> Replayed {
+/// Replay one entry in this boot, the ledger reading `keeper`'s tracefs instance.
+pub fn replay_one(e: &Entry, keeper: &mut crate::oracle::TraceKeeper) -> Replayed {
     let start = Instant::now();
     let done = |status, got| Replayed {
         path: e.path.clone(),
@@ -289,10 +289,13 @@ pub fn replay_one(e: &Entry) -> Replayed {
         Ok(a) => a,
         Err(reason) => return done(Status::NotRun { reason }, BTreeSet::new()),
     };
-    let mut oracles = OracleSet::new(OracleOptions {
-        fence_deadline: Duration::from_secs(5),
-        ..Default::default()
-    });
+    let mut oracles = OracleSet::keeping(
+        OracleOptions {
+            fence_deadline: Duration::from_secs(5),
+            ..Default::default()
+        },
+        keeper,
+    );
     Executor::new(ExecOptions::default()).run_observed(&e.program, &mut oracles);
     let verdict = oracles.finish();
     drop(applied);

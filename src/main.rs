@@ -355,8 +355,9 @@ fn real_main() -> Result<ExitCode> {
             // Lockdep reports once per boot: programs that need it go last.
             entries.sort_by_key(|e| e.needs_lockdep());
             let mut results = Vec::new();
+            let mut keeper = m2mfuzz::oracle::TraceKeeper::default();
             for e in &entries {
-                let r = corpus::replay_one(e);
+                let r = corpus::replay_one(e, &mut keeper);
                 if json {
                     println!("{}", serde_json::to_string(&r)?);
                 } else {

@@ -661,7 +661,8 @@ fn replay_fails_clearly_on_a_broken_expectation() {
     let dir = std::env::temp_dir();
     let ok_path = dir.join("good.m2m");
     std::fs::write(&ok_path, &good).unwrap();
-    let r = corpus::replay_one(&corpus::load_file(&ok_path).unwrap());
+    let mut keeper = m2mfuzz::oracle::TraceKeeper::default();
+    let r = corpus::replay_one(&corpus::load_file(&ok_path).unwrap(), &mut keeper);
     assert!(matches!(r.status, Status::Pass), "{:?}", r.status);
     // The same program, recorded as if it hung: replay must say what it expected and did not see.
     let broken = good.replace(
@@ -670,7 +671,7 @@ fn replay_fails_clearly_on_a_broken_expectation() {
     );
     let bad_path = dir.join("broken.m2m");
     std::fs::write(&bad_path, broken).unwrap();
-    let r = corpus::replay_one(&corpus::load_file(&bad_path).unwrap());
+    let r = corpus::replay_one(&corpus::load_file(&bad_path).unwrap(), &mut keeper);
     match &r.status {
         Status::Fail { reason } => {
             assert_eq!(
@@ -711,12 +712,16 @@ fn shrink_reaches_the_hand_written_stale_read_program() {
     noisy.ops.splice(3..3, renamed);
     noisy.ops.insert(1, text::parse_op("sleep ms=5").unwrap());
     let target = "stale-read: stale read after fence on vim2m".to_string();
+    // One tracefs instance for every candidate, as the shrink session keeps it.
+    let mut keeper = m2mfuzz::oracle::TraceKeeper::default();
     assert!(
-        shrink::findings_here(&noisy).unwrap().contains(&target),
+        shrink::findings_here(&noisy, &mut keeper)
+            .unwrap()
+            .contains(&target),
         "the noisy program reproduces"
     );
     let r = shrink::shrink(&noisy, &mut |p| {
-        shrink::findings_here(p)
+        shrink::findings_here(p, &mut keeper)
             .map(|f| f.contains(&target))
             .unwrap_or(false)
     });
@@ -731,7 +736,9 @@ fn shrink_reaches_the_hand_written_stale_read_program() {
         hand.ops.len()
     );
     assert!(
-        shrink::findings_here(&r.program).unwrap().contains(&target),
+        shrink::findings_here(&r.program, &mut keeper)
+            .unwrap()
+            .contains(&target),
         "the shrunk program still reproduces"
     );
 }

@@ -174,14 +174,18 @@ fn tracefs() -> Option<&'static Path> {
 }
 
 impl TraceInstance {
-    /// Create `instances/m2mfuzz-<pid>` and enable the events. None (with the reason) when tracefs
+    /// Create `instances/m2mfuzz-<pid>-<n>` and enable the events. None (with the reason) when tracefs
     /// or the events are missing.
     pub fn create() -> Result<TraceInstance, String> {
         let root = tracefs()
             .ok_or("tracefs is not mounted (mount -t tracefs tracefs /sys/kernel/tracing)")?;
+        // One name per instance: two alive in one process (a stress run's and a replay's, say)
+        // must not read, clear or remove each other's.
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = root
             .join("instances")
-            .join(format!("m2mfuzz-{}", std::process::id()));
+            .join(format!("m2mfuzz-{}-{n}", std::process::id()));
         if !dir.exists() {
             fs::create_dir(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         }

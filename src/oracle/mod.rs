@@ -12,6 +12,7 @@ use crate::exec::{ExecState, Observer, Outcome};
 use crate::program::Op;
 use serde::Serialize;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What went wrong.
@@ -128,11 +129,17 @@ pub struct Verdict {
     pub ledger: ledger::Ledger,
 }
 
+/// Keeps one tracefs instance for the oracle sets of consecutive runs (shrink candidates,
+/// replayed programs): creating, sizing and enabling one, then removing it, took about 0.7 s
+/// per run under TCG. The instance goes when the keeper and every set using it are dropped.
+#[derive(Default)]
+pub struct TraceKeeper(Option<Arc<ledger::TraceInstance>>);
+
 /// All oracles for a run.
 pub struct OracleSet {
     opts: OracleOptions,
     kmsg: Option<kmsg::KmsgReader>,
-    trace: Option<ledger::TraceInstance>,
+    trace: Option<Arc<ledger::TraceInstance>>,
     hang: hang::HangOracle,
     stale: stale::StaleOracle,
     under_test: splat::UnderTest,
@@ -144,6 +151,12 @@ impl OracleSet {
     /// Start watching: kmsg from its current end, a tracefs instance for the ledger. Missing
     /// pieces become notes, not errors: the run goes on with the oracles it has.
     pub fn new(opts: OracleOptions) -> OracleSet {
+        OracleSet::keeping(opts, &mut TraceKeeper::default())
+    }
+
+    /// As [`OracleSet::new`], with the tracefs instance `keeper` holds (created into it on first
+    /// use), for consecutive runs in one process.
+    pub fn keeping(opts: OracleOptions, keeper: &mut TraceKeeper) -> OracleSet {
         let mut notes = Vec::new();
         let kmsg = kmsg::KmsgReader::open()
             .map_err(|e| {
@@ -152,11 +165,16 @@ impl OracleSet {
                 ))
             })
             .ok();
-        let trace = ledger::TraceInstance::create()
-            .map_err(|e| notes.push(format!("no fence ledger: {e}")))
-            .ok();
+        let trace = match &keeper.0 {
+            Some(t) => Some(t.clone()),
+            None => ledger::TraceInstance::create()
+                .map(Arc::new)
+                .map_err(|e| notes.push(format!("no fence ledger: {e}")))
+                .ok(),
+        };
         if let Some(t) = &trace {
             t.take(); // start from an empty buffer
+            keeper.0 = Some(t.clone());
         }
         let hang = hang::HangOracle {
             fence_deadline: opts.fence_deadline,

@@ -1,16 +1,18 @@
 //! The shrinker's "does it reproduce?" runs: in this boot, in a fresh lab boot, or several
 //! programs concurrently (a finding that needs its interleaving).
+use crate::oracle::TraceKeeper;
 use crate::program::Program;
 use std::collections::BTreeSet;
 
-/// Findings of one run of `p` in this boot, with its `# switch:` parameters set, as signatures.
-pub fn findings_here(p: &Program) -> anyhow::Result<BTreeSet<String>> {
+/// Findings of one run of `p` in this boot, with its `# switch:` parameters set, as signatures;
+/// the ledger's tracefs instance is `keeper`'s.
+pub fn findings_here(p: &Program, keeper: &mut TraceKeeper) -> anyhow::Result<BTreeSet<String>> {
     use crate::exec::{ExecOptions, Executor};
     use crate::oracle::{OracleOptions, OracleSet};
     let switches = crate::corpus::parse_switches(p.header("switch").unwrap_or(""))
         .map_err(anyhow::Error::msg)?;
     let _applied = crate::corpus::Applied::apply(&switches).map_err(anyhow::Error::msg)?;
-    let mut oracles = OracleSet::new(OracleOptions::default());
+    let mut oracles = OracleSet::keeping(OracleOptions::default(), keeper);
     Executor::new(ExecOptions::default()).run_observed(p, &mut oracles);
     Ok(oracles
         .finish()
@@ -74,6 +76,7 @@ pub fn findings_in_fresh_boot(
 pub fn findings_concurrently(
     programs: &[Program],
     switches: &str,
+    keeper: &mut TraceKeeper,
 ) -> anyhow::Result<BTreeSet<String>> {
     use crate::exec::supervise::run_supervised;
     use crate::exec::ExecOptions;
@@ -82,7 +85,7 @@ pub fn findings_concurrently(
     let _applied = crate::corpus::Applied::apply(&sw).map_err(anyhow::Error::msg)?;
     let opts = OracleOptions::default();
     let margin = opts.fence_deadline + std::time::Duration::from_secs(10);
-    let mut global = OracleSet::new(opts.clone());
+    let mut global = OracleSet::keeping(opts.clone(), keeper);
     let locals: Vec<Vec<Finding>> = std::thread::scope(|s| {
         let handles: Vec<_> = programs
             .iter()

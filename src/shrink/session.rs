@@ -198,6 +198,7 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
     let ran_here = std::cell::Cell::new(0u64);
     let stopped = std::cell::Cell::new(false);
     let switches = state.switches.clone();
+    let keeper = std::cell::RefCell::new(crate::oracle::TraceKeeper::default());
     // One candidate's answer: from the state, else a real run when this boot can still judge it.
     let test = |st: &mut State, progs: &[Program]| -> bool {
         let k = key(progs);
@@ -219,7 +220,7 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
         if let Some(f) = state_file {
             let _ = st.save(f);
         }
-        let got = run_candidate(progs, &switches, place);
+        let got = run_candidate(progs, &switches, place, &mut keeper.borrow_mut());
         ran_here.set(ran_here.get() + 1);
         st.runs += 1;
         st.pending = None;
@@ -340,7 +341,12 @@ fn needs_reboot(state: State, state_file: Option<&Path>) -> Result<Outcome> {
     })
 }
 
-fn run_candidate(progs: &[Program], switches: &str, place: &Where) -> Result<BTreeSet<String>> {
+fn run_candidate(
+    progs: &[Program],
+    switches: &str,
+    place: &Where,
+    keeper: &mut crate::oracle::TraceKeeper,
+) -> Result<BTreeSet<String>> {
     let with_switches = |p: &Program| {
         let mut p = p.clone();
         if !switches.is_empty() {
@@ -349,9 +355,9 @@ fn run_candidate(progs: &[Program], switches: &str, place: &Where) -> Result<BTr
         p
     };
     match (place, progs) {
-        (Where::Here, [one]) => run::findings_here(&with_switches(one)),
+        (Where::Here, [one]) => run::findings_here(&with_switches(one), keeper),
         (Where::Lab(share), [one]) => run::findings_in_fresh_boot(&with_switches(one), share),
-        (Where::Here, many) => run::findings_concurrently(many, switches),
+        (Where::Here, many) => run::findings_concurrently(many, switches, keeper),
         (Where::Lab(_), _) => bail!("concurrent candidates run on the machine, not in the lab"),
     }
 }
