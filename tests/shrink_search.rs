@@ -41,7 +41,7 @@ fn shrinks_generated_programs_to_the_minimal_dependency_chain() {
         if !needs_export_and_wait(&p) {
             continue;
         }
-        let r = shrink(&p, &mut |c| needs_export_and_wait(c));
+        let r = shrink(&p, None, &mut |c| needs_export_and_wait(c));
         let names: Vec<&str> = r.program.ops.iter().map(|o| o.name()).collect();
         // open → expbuf → export_sync_file → wait: nothing less reproduces, nothing more is needed.
         assert_eq!(
@@ -59,5 +59,48 @@ fn shrinks_generated_programs_to_the_minimal_dependency_chain() {
     assert!(
         shrunk_any >= 20,
         "only {shrunk_any} generated programs had an export and a wait"
+    );
+}
+
+/// With the op the finding showed at (here: the first wait that reproduces), the shrink reaches
+/// the same minimal program with fewer reproducing candidates: each of those costs a boot for
+/// a lockdep finding.
+#[test]
+fn cutting_after_the_finding_op_first_needs_fewer_reproducing_candidates() {
+    let (mut with_cut, mut without) = (0usize, 0usize);
+    let mut cases = 0;
+    for seed in 0..200 {
+        let mut cfg = GenConfig::new(&profile::driver::VIM2M);
+        cfg.body_ops = 60;
+        cfg.invalid_percent = 0;
+        let p = generate(&mut RngChoices(SmallRng::seed_from_u64(seed)), &cfg);
+        let Some(at) = (0..p.ops.len()).find(|&k| {
+            needs_export_and_wait(&Program {
+                header: p.header.clone(),
+                ops: p.ops[..=k].to_vec(),
+            })
+        }) else {
+            continue;
+        };
+        let count = |cut: Option<usize>, n: &mut usize| {
+            shrink(&p, cut, &mut |c| {
+                let yes = needs_export_and_wait(c);
+                *n += usize::from(yes);
+                yes
+            })
+            .program
+        };
+        let a = count(Some(at), &mut with_cut);
+        let b = count(None, &mut without);
+        assert_eq!(a.ops.len(), b.ops.len(), "seed {seed}: {a}\nvs\n{b}");
+        cases += 1;
+    }
+    assert!(cases >= 20, "only {cases} programs reproduce");
+    eprintln!(
+        "{cases} programs: {with_cut} reproducing candidates with the cut, {without} without"
+    );
+    assert!(
+        with_cut < without,
+        "{with_cut} reproducing candidates with the cut, {without} without"
     );
 }

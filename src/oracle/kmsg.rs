@@ -7,6 +7,8 @@ use std::os::unix::fs::OpenOptionsExt;
 /// A reader positioned at the end of the kernel log when it was opened.
 pub struct KmsgReader {
     file: File,
+    /// Reused: the oracles read after every op.
+    buf: Vec<u8>,
     /// Records lost to ring-buffer overruns (EPIPE).
     pub overruns: u64,
 }
@@ -20,18 +22,21 @@ impl KmsgReader {
             .open("/dev/kmsg")?;
         // SAFETY: lseek on a live fd; SEEK_END on /dev/kmsg moves past every existing record.
         unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_END) };
-        Ok(KmsgReader { file, overruns: 0 })
+        Ok(KmsgReader {
+            file,
+            buf: vec![0u8; 8192],
+            overruns: 0,
+        })
     }
 
     /// Every record since the last call, one message line per record.
     pub fn read_new(&mut self) -> String {
         let mut out = String::new();
-        let mut buf = vec![0u8; 8192];
         loop {
-            match self.file.read(&mut buf) {
+            match self.file.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let rec = String::from_utf8_lossy(&buf[..n]);
+                    let rec = String::from_utf8_lossy(&self.buf[..n]);
                     // "pri,seq,usec,flags[,…];message\n KEY=value…"
                     if let Some((_, msg)) = rec.split_once(';') {
                         let msg = msg.lines().next().unwrap_or("");

@@ -145,6 +145,16 @@ pub struct OracleSet {
     under_test: splat::UnderTest,
     notes: Vec<String>,
     absorbed: Vec<Finding>,
+    /// Kernel log read so far, and after which op it reached how many lines.
+    kmsg_text: String,
+    kmsg_marks: Vec<(usize, usize)>,
+}
+
+/// The op after which the kernel log had reached line `line`: the first op whose mark passes it.
+/// A report is seen after the op that raised it (or later, when the kernel printed it from a
+/// worker), never before.
+fn op_of_line(marks: &[(usize, usize)], line: usize) -> Option<usize> {
+    marks.iter().find(|(_, lines)| *lines > line).map(|m| m.0)
 }
 
 impl OracleSet {
@@ -189,6 +199,8 @@ impl OracleSet {
             under_test: Default::default(),
             notes,
             absorbed: Vec::new(),
+            kmsg_text: String::new(),
+            kmsg_marks: Vec::new(),
         }
     }
 
@@ -207,6 +219,8 @@ impl OracleSet {
             under_test: Default::default(),
             notes: Vec::new(),
             absorbed: Vec::new(),
+            kmsg_text: String::new(),
+            kmsg_marks: Vec::new(),
         }
     }
 
@@ -241,7 +255,8 @@ impl OracleSet {
             self.ledger_findings(&mut v);
         }
         if let Some(k) = &mut self.kmsg {
-            let text = k.read_new();
+            let mut text = std::mem::take(&mut self.kmsg_text);
+            text.push_str(&k.read_new());
             for s in splat::parse(&text, &self.under_test) {
                 if s.lockdep_off {
                     v.notes.push(
@@ -255,7 +270,8 @@ impl OracleSet {
                 } else {
                     Kind::Splat
                 };
-                let mut f = Finding::new(kind, s.title.clone(), s.text.clone(), None);
+                let op = op_of_line(&self.kmsg_marks, s.line);
+                let mut f = Finding::new(kind, s.title.clone(), s.text.clone(), op);
                 if kind == Kind::Splat {
                     f.signature = splat_signature(&s);
                 }
@@ -352,11 +368,35 @@ impl Observer for OracleSet {
     fn after_op(&mut self, index: usize, op: &Op, outcome: &Outcome, state: &ExecState) {
         self.hang.after_op(index, op, outcome, state);
         self.stale.after_op(index, op, outcome, state);
+        // Reading the log as the program goes tells which op a report followed (one read, EAGAIN
+        // when there is nothing new): the shrinker cuts the program after it first.
+        if let Some(k) = &mut self.kmsg {
+            let new = k.read_new();
+            if !new.is_empty() {
+                let lines = self.kmsg_marks.last().map_or(0, |m| m.1) + new.lines().count();
+                self.kmsg_text.push_str(&new);
+                self.kmsg_marks.push((index, lines));
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_report_belongs_to_the_op_after_which_its_first_line_was_read() {
+        use super::op_of_line;
+        // After op 3 the log had 4 lines, after op 7 it had 30.
+        let marks = [(3, 4), (7, 30)];
+        assert_eq!(op_of_line(&marks, 0), Some(3));
+        assert_eq!(op_of_line(&marks, 3), Some(3));
+        assert_eq!(op_of_line(&marks, 4), Some(7));
+        assert_eq!(op_of_line(&marks, 29), Some(7));
+        // Read only after the program ended.
+        assert_eq!(op_of_line(&marks, 30), None);
+        assert_eq!(op_of_line(&[], 0), None);
+    }
+
     #[test]
     fn an_expectation_is_a_signature_without_its_lock_pair() {
         use super::expectation_of;

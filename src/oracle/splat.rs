@@ -55,6 +55,8 @@ pub struct Splat {
     pub lockdep_off: bool,
     /// The whole report text.
     pub text: String,
+    /// Index of the report's first line in the parsed text.
+    pub line: usize,
 }
 
 /// Strip a console/dmesg timestamp (`[    6.271335] `).
@@ -484,6 +486,7 @@ pub fn parse(text: &str, ut: &UnderTest) -> Vec<Splat> {
             attribution,
             lockdep_off: lockdep_off_in(&body),
             text: body,
+            line: start,
         });
         i = j.max(i + 1);
     }

@@ -186,15 +186,29 @@ fn simpler(op: &Op) -> Vec<Op> {
     v
 }
 
-/// Shrink `p` while `reproduces` holds; `reproduces(p)` must be true for the input.
-pub fn shrink(p: &Program, reproduces: &mut dyn FnMut(&Program) -> bool) -> Shrunk {
+/// Shrink `p` while `reproduces` holds; `reproduces(p)` must be true for the input. `cut_after`
+/// is the op after which the finding showed, when known: the program cut after it is tried
+/// first. A lockdep finding needs a fresh boot for every candidate that reproduces, so one cut
+/// instead of several halvings of the tail saves boots.
+pub fn shrink(
+    p: &Program,
+    cut_after: Option<usize>,
+    reproduces: &mut dyn FnMut(&Program) -> bool,
+) -> Shrunk {
     let start = Instant::now();
     let mut tries = 0usize;
     let mut test = |c: &Program| {
         tries += 1;
         reproduces(c)
     };
-    let mut best = ddmin(p, &mut test);
+    let mut first = p.clone();
+    if let Some(c) = cut_after.filter(|c| c + 1 < p.ops.len()) {
+        let cut = with_ops(p, p.ops[..=c].to_vec());
+        if test(&cut) {
+            first = cut;
+        }
+    }
+    let mut best = ddmin(&first, &mut test);
     let dead = drop_dead(&best);
     if dead.ops.len() < best.ops.len() && test(&dead) {
         best = dead;

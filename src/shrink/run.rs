@@ -2,11 +2,15 @@
 //! programs concurrently (a finding that needs its interleaving).
 use crate::oracle::TraceKeeper;
 use crate::program::Program;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+
+/// A run's findings: signature → the op that showed it, when one did (a kernel report: the op
+/// after which it was read).
+pub type Found = BTreeMap<String, Option<usize>>;
 
 /// Findings of one run of `p` in this boot, with its `# switch:` parameters set, as signatures;
 /// the ledger's tracefs instance is `keeper`'s.
-pub fn findings_here(p: &Program, keeper: &mut TraceKeeper) -> anyhow::Result<BTreeSet<String>> {
+pub fn findings_here(p: &Program, keeper: &mut TraceKeeper) -> anyhow::Result<Found> {
     use crate::exec::{ExecOptions, Executor};
     use crate::oracle::{OracleOptions, OracleSet};
     let switches = crate::corpus::parse_switches(p.header("switch").unwrap_or(""))
@@ -18,16 +22,13 @@ pub fn findings_here(p: &Program, keeper: &mut TraceKeeper) -> anyhow::Result<BT
         .finish()
         .findings
         .into_iter()
-        .map(|f| f.signature)
+        .map(|f| (f.signature, f.op))
         .collect())
 }
 
 /// Findings of `p` run in a fresh lab boot (`ci/lab/run.sh`), its `# switch:` on the kernel
 /// command line. `share` holds the guest's static `bin/m2mfuzz` (ci/lab/build-guest-bins.sh).
-pub fn findings_in_fresh_boot(
-    p: &Program,
-    share: &std::path::Path,
-) -> anyhow::Result<BTreeSet<String>> {
+pub fn findings_in_fresh_boot(p: &Program, share: &std::path::Path) -> anyhow::Result<Found> {
     use anyhow::Context;
     let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/lab/run.sh");
     std::fs::write(share.join("cand.m2m"), p.to_string())?;
@@ -60,11 +61,12 @@ pub fn findings_in_fresh_boot(
             out.display()
         )
     })?;
-    let mut sigs = BTreeSet::new();
+    let mut sigs = Found::new();
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line)?;
         if let Some(s) = v["finding"]["signature"].as_str() {
-            sigs.insert(s.to_string());
+            let op = v["finding"]["op"].as_u64().map(|o| o as usize);
+            sigs.insert(s.to_string(), op);
         }
     }
     Ok(sigs)
@@ -77,7 +79,7 @@ pub fn findings_concurrently(
     programs: &[Program],
     switches: &str,
     keeper: &mut TraceKeeper,
-) -> anyhow::Result<BTreeSet<String>> {
+) -> anyhow::Result<Found> {
     use crate::exec::supervise::run_supervised;
     use crate::exec::ExecOptions;
     use crate::oracle::{Finding, OracleOptions, OracleSet};
@@ -108,10 +110,11 @@ pub fn findings_concurrently(
     for l in locals {
         global.absorb(l);
     }
+    // Op indices are each program's own: no single program to cut.
     Ok(global
         .finish()
         .findings
         .into_iter()
-        .map(|f| f.signature)
+        .map(|f| (f.signature, None))
         .collect())
 }

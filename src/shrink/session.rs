@@ -52,6 +52,10 @@ pub struct State {
     pub seconds: f64,
     /// Set when the shrink has finished.
     pub done: bool,
+    /// The op after which the first reproducing run showed every target finding (a single
+    /// program): the shrink tries the program cut after it first.
+    #[serde(default)]
+    pub cut_after: Option<usize>,
 }
 
 /// How a shrink invocation ended.
@@ -228,17 +232,27 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
             Ok(g) => g,
             Err(e) => {
                 eprintln!("candidate {k}: {e:#}; counted as not reproducing");
-                BTreeSet::new()
+                run::Found::new()
             }
         };
         if st.target.is_empty() {
             st.target = got
-                .iter()
+                .keys()
                 .filter(|s| st.wanted.is_empty() || st.wanted.iter().any(|w| s.starts_with(w)))
                 .cloned()
                 .collect();
+            // Every target finding tied to an op: nothing after the last of them is needed.
+            st.cut_after = match progs {
+                [_] => st
+                    .target
+                    .iter()
+                    .map(|t| got.get(t).copied().flatten())
+                    .collect::<Option<Vec<usize>>>()
+                    .and_then(|ops| ops.into_iter().max()),
+                _ => None,
+            };
         }
-        let a = !st.target.is_empty() && st.target.is_subset(&got);
+        let a = !st.target.is_empty() && st.target.iter().all(|t| got.contains_key(t));
         st.answers.insert(k, a);
         if let Some(f) = state_file {
             let _ = st.save(f);
@@ -287,9 +301,14 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
         bail!("the finding needs its programs run concurrently: shrink it on the machine (without --lab; ci/lab/shrink.sh in the lab)");
     }
     let ops_before: usize = cur.iter().map(|p| p.ops.len()).sum();
+    let cut = if cur.len() == 1 {
+        state.cut_after
+    } else {
+        None
+    };
     for i in 0..cur.len() {
         let others = cur.clone();
-        let r = shrink(&cur[i], &mut |c: &Program| {
+        let r = shrink(&cur[i], cut, &mut |c: &Program| {
             let mut set = others.clone();
             set[i] = c.clone();
             test(&mut state, &set)
@@ -346,7 +365,7 @@ fn run_candidate(
     switches: &str,
     place: &Where,
     keeper: &mut crate::oracle::TraceKeeper,
-) -> Result<BTreeSet<String>> {
+) -> Result<run::Found> {
     let with_switches = |p: &Program| {
         let mut p = p.clone();
         if !switches.is_empty() {
