@@ -203,6 +203,7 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
     let stopped = std::cell::Cell::new(false);
     let switches = state.switches.clone();
     let keeper = std::cell::RefCell::new(crate::oracle::TraceKeeper::default());
+    let choosing = std::cell::Cell::new(true);
     // One candidate's answer: from the state, else a real run when this boot can still judge it.
     let test = |st: &mut State, progs: &[Program]| -> bool {
         let k = key(progs);
@@ -241,18 +242,18 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
                 .filter(|s| st.wanted.is_empty() || st.wanted.iter().any(|w| s.starts_with(w)))
                 .cloned()
                 .collect();
-            // Every target finding tied to an op: nothing after the last of them is needed.
-            st.cut_after = match progs {
-                [_] => st
-                    .target
-                    .iter()
-                    .map(|t| got.get(t).copied().flatten())
-                    .collect::<Option<Vec<usize>>>()
-                    .and_then(|ops| ops.into_iter().max()),
-                _ => None,
-            };
         }
         let a = !st.target.is_empty() && st.target.iter().all(|t| got.contains_key(t));
+        // The starting point's run: with every target finding tied to an op, nothing after the
+        // last of them is needed. Saved with the answers, so a resumed search cuts the same.
+        if a && choosing.get() && progs.len() == 1 {
+            st.cut_after = st
+                .target
+                .iter()
+                .map(|t| got.get(t).copied().flatten())
+                .collect::<Option<Vec<usize>>>()
+                .and_then(|ops| ops.into_iter().max());
+        }
         st.answers.insert(k, a);
         if let Some(f) = state_file {
             let _ = st.save(f);
@@ -276,6 +277,7 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
             break;
         }
     }
+    choosing.set(false);
     let finish = |mut state: State, t0: Instant, ran: u64| {
         state.seconds += t0.elapsed().as_secs_f64();
         if ran > 0 {
