@@ -59,6 +59,36 @@ fn ddmin(p: &Program, test: &mut dyn FnMut(&Program) -> bool) -> Program {
     with_ops(p, ops)
 }
 
+/// The last op (the one the finding showed at) and what it stands on: ops producing the handles
+/// it uses, transitively, and ops that only act on those handles (a format, a queue start on its
+/// context). Side chains go in one candidate: dmabufs, mappings and sync files it never touches.
+fn slice(p: &Program) -> Program {
+    let Some(last) = p.ops.last() else {
+        return p.clone();
+    };
+    let mut needed: BTreeSet<_> = last.inputs().into_iter().collect();
+    for op in p.ops.iter().rev() {
+        if op.output().is_some_and(|h| needed.contains(&h)) {
+            needed.extend(op.inputs());
+        }
+    }
+    let n = p.ops.len();
+    let ops = p
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(i, op)| {
+            *i + 1 == n
+                || match op.output() {
+                    Some(h) => needed.contains(&h),
+                    None => op.inputs().iter().all(|h| needed.contains(h)),
+                }
+        })
+        .map(|(_, op)| op.clone())
+        .collect();
+    with_ops(p, ops)
+}
+
 /// Drop ops that use a handle no earlier op produces (they would only be skipped).
 fn drop_dead(p: &Program) -> Program {
     let mut produced = BTreeSet::new();
@@ -202,10 +232,14 @@ pub fn shrink(
         reproduces(c)
     };
     let mut first = p.clone();
-    if let Some(c) = cut_after.filter(|c| c + 1 < p.ops.len()) {
+    if let Some(c) = cut_after.filter(|c| *c < p.ops.len()) {
         let cut = with_ops(p, p.ops[..=c].to_vec());
-        if test(&cut) {
+        if c + 1 == p.ops.len() || test(&cut) {
             first = cut;
+            let sliced = slice(&first);
+            if sliced.ops.len() < first.ops.len() && test(&sliced) {
+                first = sliced;
+            }
         }
     }
     let mut best = ddmin(&first, &mut test);
@@ -251,3 +285,44 @@ pub mod run;
 pub mod session;
 
 pub use run::{findings_concurrently, findings_here, findings_in_fresh_boot};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::text;
+
+    #[test]
+    fn the_slice_keeps_what_the_last_op_stands_on_and_drops_side_chains() {
+        // A stress finding cut after the op whose device_run raised the lockdep report.
+        let p = text::parse(
+            "# m2mfuzz program v1
+open node=visl -> c0
+s_fmt c0 queue=out fourcc=SFWH width=2164 height=1541
+reqbufs c0 queue=out count=1 memory=mmap
+expbuf c0 queue=cap index=1 -> d0
+mmap c0 queue=cap index=0 -> m0
+fill m0 byte=0x5a
+open node=visl -> c1
+streamon c1 queue=out
+streamon c0 queue=out
+export_sync_file d0 dir=read -> s0
+wait s0 timeout_ms=13
+sleep ms=1
+qbuf c0 queue=out index=0 bytesused=6669448
+",
+        )
+        .unwrap();
+        let names: Vec<String> = slice(&p).ops.iter().map(|o| o.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "open node=visl -> c0",
+                "s_fmt c0 queue=out fourcc=SFWH width=2164 height=1541",
+                "reqbufs c0 queue=out count=1 memory=mmap",
+                "streamon c0 queue=out",
+                "sleep ms=1",
+                "qbuf c0 queue=out index=0 bytesused=6669448",
+            ]
+        );
+    }
+}
