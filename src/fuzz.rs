@@ -61,6 +61,8 @@ pub struct Harness {
     secs: [f64; 3],
     last_note: Instant,
     edges_file: Option<std::path::PathBuf>,
+    /// The ledger's tracefs instance, kept from input to input (removed when the harness drops).
+    trace: crate::oracle::TraceKeeper,
 }
 
 impl Harness {
@@ -112,6 +114,7 @@ impl Harness {
             secs: [0.0; 3],
             last_note: Instant::now(),
             edges_file: std::env::var_os("M2MFUZZ_EDGES_FILE").map(Into::into),
+            trace: Default::default(),
         }
     }
 
@@ -141,7 +144,7 @@ impl Harness {
             ..Default::default()
         };
         let margin = oracle_opts.fence_deadline + Duration::from_secs(10);
-        let oracles = OracleSet::new(oracle_opts);
+        let oracles = OracleSet::keeping(oracle_opts, &mut self.trace);
         if let Some(c) = &self.cov {
             c.remote.reset();
             c.thread.reset();

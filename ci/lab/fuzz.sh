@@ -31,6 +31,8 @@ build_fuzz_target "$target" "$out/share"
     [ $# -eq 0 ] || printf ' %q' "$@"
     echo ' /host/out/corpus /host/seeds > /host/out/fuzz.log 2>&1'
     echo 'echo "libfuzzer exit $?" >> /host/out/fuzz.log'
+    # The harness removes its tracefs instance at exit (not after an abort on a finding).
+    echo 'echo "tracefs instances left: $(ls /sys/kernel/tracing/instances | tr "\n" " ")" >> /host/out/fuzz.log'
     echo "exit 0"
 } > "$out/job.sh"
 log "fuzzing $target for ${secs}s in the lab (KCOV $kcov) ${cmdline:+with $cmdline}"

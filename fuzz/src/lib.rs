@@ -19,6 +19,19 @@ static HARNESS: Mutex<Option<Harness>> = Mutex::new(None);
 /// libFuzzer would count the exit as a crash of some input.
 pub fn init(driver: &str) {
     *HARNESS.lock().unwrap_or_else(|e| e.into_inner()) = Some(Harness::new(driver));
+    // libFuzzer ends with exit(), which drops no Rust static: drop the harness then, so its
+    // tracefs instance does not stay behind tracing (an abort on a finding still leaves it).
+    // SAFETY: registers a plain function with no arguments.
+    unsafe { libc::atexit(drop_harness) };
+}
+
+extern "C" fn drop_harness() {
+    let _ = std::panic::catch_unwind(|| {
+        // Not when exit() came while an input held the lock (a signal handler's exit).
+        if let Ok(mut g) = HARNESS.try_lock() {
+            *g = None;
+        }
+    });
 }
 
 /// Run one fuzz input; a finding aborts with its title so libFuzzer keeps the input
