@@ -30,14 +30,19 @@ fn needs_export_and_wait(p: &Program) -> bool {
     false
 }
 
+/// A generated vim2m program of 60 body ops, no invalid arguments.
+fn vim2m_program(seed: u64) -> Program {
+    let mut cfg = GenConfig::new(&profile::driver::VIM2M);
+    cfg.body_ops = 60;
+    cfg.invalid_percent = 0;
+    generate(&mut RngChoices(SmallRng::seed_from_u64(seed)), &cfg)
+}
+
 #[test]
 fn shrinks_generated_programs_to_the_minimal_dependency_chain() {
     let mut shrunk_any = 0;
     for seed in 0..200 {
-        let mut cfg = GenConfig::new(&profile::driver::VIM2M);
-        cfg.body_ops = 60;
-        cfg.invalid_percent = 0;
-        let p = generate(&mut RngChoices(SmallRng::seed_from_u64(seed)), &cfg);
+        let p = vim2m_program(seed);
         if !needs_export_and_wait(&p) {
             continue;
         }
@@ -70,10 +75,7 @@ fn cutting_after_the_finding_op_first_needs_fewer_reproducing_candidates() {
     let (mut with_cut, mut without) = (0usize, 0usize);
     let mut cases = 0;
     for seed in 0..200 {
-        let mut cfg = GenConfig::new(&profile::driver::VIM2M);
-        cfg.body_ops = 60;
-        cfg.invalid_percent = 0;
-        let p = generate(&mut RngChoices(SmallRng::seed_from_u64(seed)), &cfg);
+        let p = vim2m_program(seed);
         let Some(at) = (0..p.ops.len()).find(|&k| {
             needs_export_and_wait(&Program {
                 header: p.header.clone(),
