@@ -343,10 +343,12 @@ struct BriefNode {
     name: String,
 }
 
-/// The first m2m node in `/dev/video*` order that `want` accepts, probing one by one (as the C
-/// reproducer's `open_node` does: every open of an m2m node sets up a context in the driver);
-/// else every m2m node seen, for the error message.
-fn find_m2m_node(want: impl Fn(&BriefNode) -> bool) -> Result<PathBuf, Vec<BriefNode>> {
+/// The first m2m node in `/dev/video*` order with this driver (and video name, when given),
+/// probing one by one (as the C reproducer's `open_node` does: every open of an m2m node sets up
+/// a context in the driver); else every m2m node seen, for the error message. The sysfs name is
+/// read only when it decides, or for that message (reading it for every node showed in the
+/// harness overhead benchmark's start-up cost).
+fn find_m2m_node(driver: &str, name: Option<&str>) -> Result<PathBuf, Vec<BriefNode>> {
     let mut seen = Vec::new();
     for path in dev_paths("video") {
         let Ok(f) = open_node(&path) else { continue };
@@ -356,17 +358,20 @@ fn find_m2m_node(want: impl Fn(&BriefNode) -> bool) -> Result<PathBuf, Vec<Brief
         if node_caps(&cap) & (V4L2_CAP_VIDEO_M2M_MPLANE | V4L2_CAP_VIDEO_M2M) == 0 {
             continue;
         }
-        let n = BriefNode {
-            name: sysfs_name(&path),
-            driver: cstr(&cap.driver),
-            path,
-        };
-        if want(&n) {
-            return Ok(n.path);
+        let d = cstr(&cap.driver);
+        if d == driver && name.is_none_or(|w| sysfs_name(&path) == w) {
+            return Ok(path);
         }
-        seen.push(n);
+        seen.push((path, d));
     }
-    Err(seen)
+    Err(seen
+        .into_iter()
+        .map(|(path, driver)| BriefNode {
+            name: sysfs_name(&path),
+            driver,
+            path,
+        })
+        .collect())
 }
 
 /// Resolve an `open node=` selector to a device path. `M2MFUZZ_NODE_<DRIVER>` (driver name upper
@@ -388,7 +393,7 @@ pub fn resolve(node: &Node) -> Result<PathBuf> {
     if let Some(p) = resolved().lock().unwrap().get(sel) {
         return Ok(p.clone());
     }
-    let m2m = match find_m2m_node(|n| n.driver == driver && name.is_none_or(|w| n.name == w)) {
+    let m2m = match find_m2m_node(driver, name) {
         Ok(path) => {
             resolved().lock().unwrap().insert(sel.clone(), path.clone());
             return Ok(path);
