@@ -22,7 +22,11 @@ fn ok(v: i64) -> Done {
 }
 
 fn ok_with(v: i64, detail: String) -> Done {
-    (OpResult::Ok { value: v }, Some(Detail::Text(detail)))
+    ok_detail(v, Detail::Text(detail))
+}
+
+fn ok_detail(v: i64, detail: Detail) -> Done {
+    (OpResult::Ok { value: v }, Some(detail))
 }
 
 /// Take ownership of an fd the kernel returned.
@@ -342,12 +346,7 @@ impl ExecState {
                 let c = self.ctx(ctx);
                 let mut b = Buf::new(c, *queue, *index, c.queues[qidx_any(*queue)].memory);
                 self.retry(|| ioctl::querybuf(c.video.as_raw_fd(), b.raw()))?;
-                (
-                    OpResult::Ok {
-                        value: b.b.flags.into(),
-                    },
-                    Some(b.facts(None)),
-                )
+                ok_detail(b.b.flags.into(), b.facts(None))
             }
             Op::Mmap {
                 ctx,
@@ -467,12 +466,7 @@ impl ExecState {
                     b.b.request_fd = self.fd(r);
                 }
                 self.retry(|| ioctl::qbuf(c.video.as_raw_fd(), b.raw()))?;
-                (
-                    OpResult::Ok {
-                        value: b.b.index.into(),
-                    },
-                    Some(b.facts(None)),
-                )
+                ok_detail(b.b.index.into(), b.facts(None))
             }
             Op::Dqbuf {
                 ctx,
@@ -492,12 +486,7 @@ impl ExecState {
                     self.poll(fd, events | PollFlags::POLLPRI, self.wait_ms(*timeout_ms))?;
                 let mut b = Buf::new(c, *queue, 0, mem);
                 self.retry(|| ioctl::dqbuf(fd, b.raw()))?;
-                (
-                    OpResult::Ok {
-                        value: b.b.index.into(),
-                    },
-                    Some(b.facts(Some(revents))),
-                )
+                ok_detail(b.b.index.into(), b.facts(Some(revents)))
             }
             Op::Streamon { ctx, queue } | Op::Streamoff { ctx, queue } => {
                 let c = self.ctx(ctx);

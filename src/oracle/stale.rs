@@ -112,10 +112,8 @@ impl StaleOracle {
                 };
                 self.queued.remove(&b);
                 let overwritten = self.filled_while_queued.remove(&b);
-                let error = match &o.detail {
-                    Some(Detail::Buf(f)) => f.error(),
-                    _ => detail().contains("ERROR"),
-                };
+                // A DQBUF's detail is always the returned buffer's facts.
+                let error = matches!(&o.detail, Some(Detail::Buf(f)) if f.error());
                 if !error && !overwritten {
                     self.complete
                         .insert(b, format!("op {index} `{op}` (DQBUF done)"));
