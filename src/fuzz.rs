@@ -138,7 +138,7 @@ impl Harness {
     /// Run one input. Each kernel edge it covered is passed to `feed` (when guiding); the
     /// findings in the code under test are returned.
     pub fn run(&mut self, data: &[u8], feed: &mut dyn FnMut(u64)) -> Vec<Finding> {
-        let prog = self.program(data);
+        let prog = Arc::new(self.program(data));
         let oracle_opts = OracleOptions {
             grace: Duration::from_millis(100),
             ..Default::default()

@@ -299,6 +299,7 @@ fn real_main() -> Result<ExitCode> {
             }
             let oracles = (!no_oracles).then(|| OracleSet::new(OracleOptions::default()));
             let margin = std::time::Duration::from_secs(30);
+            let prog = std::sync::Arc::new(prog);
             let (outcomes, mut oracles) = match supervise::run_supervised(
                 prog.clone(),
                 ExecOptions::default(),

@@ -120,7 +120,11 @@ pub struct Executor {
 impl Executor {
     /// A new executor with its watchdog thread.
     pub fn new(opts: ExecOptions) -> Executor {
-        let watchdog = Watchdog::new();
+        Executor::with_watchdog(opts, Watchdog::new())
+    }
+
+    /// A new executor with this watchdog (e.g. one its supervisor ticks).
+    pub fn with_watchdog(opts: ExecOptions, watchdog: Watchdog) -> Executor {
         let state = ExecState {
             res: BTreeMap::new(),
             provenance: BTreeMap::new(),

@@ -1,4 +1,4 @@
-//! Bounds blocking ioctls: a thread that interrupts the executor's thread with a signal once a
+//! Bounds blocking ioctls: a ticker (its own thread, or the run's supervisor) that interrupts the executor's thread with a signal once a
 //! deadline passes, so an interruptible kernel wait returns EINTR. A task stuck in an
 //! uninterruptible wait cannot be interrupted; the watchdog then keeps a record of it, which the
 //! hang oracle reports instead of waiting forever.
@@ -27,11 +27,11 @@ fn install_handler() {
     });
 }
 
-/// Arming is two atomic stores and wakes nobody: the watchdog thread looks every [`TICK`]
+/// Arming is two atomic stores and wakes nobody: the ticker looks every [`TICK`]
 /// instead. A deadline fires up to one tick late, which is nothing next to the deadlines
 /// (seconds), while arming per op stays off the syscall path and takes no lock (the harness
 /// overhead benchmark counts every instruction per op).
-const TICK: Duration = Duration::from_millis(20);
+pub const TICK: Duration = Duration::from_millis(20);
 
 /// The armed word: 0 when nothing is armed; otherwise the deadline in milliseconds since the
 /// watchdog started (plus one, so never 0) in the low [`GEN_SHIFT`] bits, an arming counter
@@ -52,7 +52,8 @@ impl FiredFlag {
     }
 }
 
-/// A per-executor watchdog thread.
+/// A per-executor watchdog: its own thread ([`Watchdog::new`]) or ticked by the run's
+/// supervisor ([`Watchdog::ticked`]).
 pub struct Watchdog {
     word: Arc<AtomicU64>,
     tid: Arc<AtomicI32>,
@@ -70,26 +71,46 @@ thread_local! {
 }
 
 impl Watchdog {
-    /// Start the watchdog thread.
+    /// Start the watchdog with its own thread.
     pub fn new() -> Watchdog {
+        let (mut w, mut ticker) = Watchdog::ticked();
+        let stop = w.stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("m2mfuzz-watchdog".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::park_timeout(TICK);
+                    ticker.tick();
+                }
+            })
+            .expect("spawn watchdog thread");
+        w.thread = Some(thread);
+        w
+    }
+
+    /// A watchdog with no thread of its own: whoever holds the [`Ticker`] calls
+    /// [`Ticker::tick`] at least every [`TICK`] (the supervisor of a run, which wakes anyway,
+    /// so a run starts one thread fewer).
+    pub fn ticked() -> (Watchdog, Ticker) {
         install_handler();
         let word = Arc::new(AtomicU64::new(0));
         let tid = Arc::new(AtomicI32::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
         let base = Instant::now();
-        let (w, t, st) = (word.clone(), tid.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name("m2mfuzz-watchdog".into())
-            .spawn(move || run(&w, &t, base, &st))
-            .expect("spawn watchdog thread");
-        Watchdog {
+        let ticker = Ticker {
+            word: word.clone(),
+            tid: tid.clone(),
+            base,
+            last_signal: None,
+        };
+        let w = Watchdog {
             word,
             tid,
             base,
             gen: AtomicU64::new(0),
-            stop,
-            thread: Some(thread),
-        }
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        };
+        (w, ticker)
     }
 
     /// The flag `guard` sets when the deadline fires (readable from inside the guarded call).
@@ -118,35 +139,45 @@ impl Default for Watchdog {
     }
 }
 
-fn run(word: &AtomicU64, tid: &AtomicI32, base: Instant, stop: &AtomicBool) {
-    let mut last_signal: Option<Instant> = None;
-    while !stop.load(Ordering::SeqCst) {
-        std::thread::park_timeout(TICK);
-        let w = word.load(Ordering::SeqCst);
+/// The watchdog's judging side: looks at the armed op and interrupts it once late.
+pub struct Ticker {
+    word: Arc<AtomicU64>,
+    tid: Arc<AtomicI32>,
+    base: Instant,
+    last_signal: Option<Instant>,
+}
+
+impl Ticker {
+    /// Look once: past the armed op's deadline, mark it fired and interrupt its thread (again
+    /// every 50 ms until it returns).
+    pub fn tick(&mut self) {
+        let w = self.word.load(Ordering::SeqCst);
         if w == 0 {
-            last_signal = None;
-            continue;
+            self.last_signal = None;
+            return;
         }
-        // Past the deadline: interrupt now and every 50 ms until the op returns.
-        let now = base.elapsed().as_millis() as u64 + 1;
+        let now = self.base.elapsed().as_millis() as u64 + 1;
         if now < w & DEADLINE_MASK
-            || last_signal.is_some_and(|t| t.elapsed() < Duration::from_millis(50))
+            || self
+                .last_signal
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(50))
         {
-            continue;
+            return;
         }
         // Marks fired only if the same arming is still in place; a signal that lands after that
         // op returned interrupts the next one, which retries (its deadline has not fired).
         if w & FIRED == 0
-            && word
+            && self
+                .word
                 .compare_exchange(w, w | FIRED, Ordering::SeqCst, Ordering::SeqCst)
                 .is_err()
         {
-            continue;
+            return;
         }
-        let t = tid.load(Ordering::SeqCst);
+        let t = self.tid.load(Ordering::SeqCst);
         // SAFETY: signals a thread of this process.
         unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), t, SIG) };
-        last_signal = Some(Instant::now());
+        self.last_signal = Some(Instant::now());
     }
 }
 
@@ -193,6 +224,45 @@ mod tests {
             w.guard(Instant::now(), Duration::from_secs(10), || flag.is_set());
         assert!(!set_inside && !fired);
         drop(w_);
+    }
+
+    #[test]
+    fn a_ticked_watchdog_interrupts_a_late_op_as_its_own_thread_does() {
+        let (w, mut ticker) = Watchdog::ticked();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let (r, w_) = nix::unistd::pipe().unwrap();
+        let unblock = w_.try_clone().unwrap();
+        // What a supervisor does between its looks at the run; after 5 s it ends the read itself,
+        // so a watchdog that never fires fails the test instead of hanging it.
+        let t = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut unblock = Some(unblock);
+            while !s.load(Ordering::SeqCst) {
+                std::thread::sleep(TICK);
+                ticker.tick();
+                if t0.elapsed() > Duration::from_secs(5) {
+                    if let Some(u) = unblock.take() {
+                        nix::unistd::write(&u, b"x").unwrap();
+                    }
+                }
+            }
+        });
+        let flag = w.fired_flag();
+        let start = Instant::now();
+        let (n, fired) = w.guard(start, Duration::from_millis(50), || {
+            let n = blocking_read(&r);
+            (n, flag.is_set())
+        });
+        assert_eq!(n, (-libc::EINTR as isize, true));
+        assert!(fired && start.elapsed() >= Duration::from_millis(50));
+        let (n, fired) = w.guard(Instant::now(), Duration::from_secs(10), || {
+            nix::unistd::write(&w_, b"x").unwrap();
+            blocking_read(&r)
+        });
+        assert_eq!((n, fired), (1, false));
+        stop.store(true, Ordering::SeqCst);
+        t.join().unwrap();
     }
 
     #[test]

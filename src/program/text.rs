@@ -153,6 +153,10 @@ pub fn parse(src: &str) -> Result<Program, ParseError> {
         }
     }
     let mut prog = Program::default();
+    // At most one op per line: sized once, the ops are never moved (a long program's copies
+    // were a fifth of its page faults).
+    prog.ops
+        .reserve(src.bytes().filter(|&b| b == b'\n').count() + 1);
     let mut scratch = Scratch::default();
     for (ln, raw) in lines {
         let (code, comment) = match split_byte(raw, b'#') {
