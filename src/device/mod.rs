@@ -253,20 +253,36 @@ pub fn buf_types(mplane: bool) -> (u32, u32) {
     }
 }
 
-/// `/dev/<prefix>N` paths, sorted by N.
+/// `/dev/<prefix>N` paths, sorted by N. The kernel's names are read from sysfs (the
+/// video4linux class or the media bus: a handful of entries), not from `/dev`, which on a
+/// machine with legacy ptys holds hundreds (about 600 in the lab, where listing it took
+/// 10-16 ms under TCG: more than the node search's opens and QUERYCAPs together); `/dev` is
+/// listed only when sysfs is not mounted.
 pub fn dev_paths(prefix: &str) -> Vec<PathBuf> {
-    let mut v: Vec<(u32, PathBuf)> = fs::read_dir("/dev")
-        .map(|rd| {
-            rd.filter_map(|e| {
-                let name = e.ok()?.file_name().into_string().ok()?;
-                let n = name.strip_prefix(prefix)?.parse().ok()?;
-                Some((n, Path::new("/dev").join(name)))
-            })
-            .collect()
-        })
+    let class = match prefix {
+        "media" => "/sys/bus/media/devices",
+        _ => "/sys/class/video4linux",
+    };
+    let mut v = numbered(class, prefix)
+        .or_else(|| numbered("/dev", prefix))
         .unwrap_or_default();
     v.sort();
-    v.into_iter().map(|(_, p)| p).collect()
+    v.into_iter()
+        .map(|(_, name)| Path::new("/dev").join(name))
+        .collect()
+}
+
+/// The entries of `dir` named `<prefix>N`, with N; None if `dir` cannot be read.
+fn numbered(dir: &str, prefix: &str) -> Option<Vec<(u32, String)>> {
+    let rd = fs::read_dir(dir).ok()?;
+    Some(
+        rd.filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let n = name.strip_prefix(prefix)?.parse().ok()?;
+            Some((n, name))
+        })
+        .collect(),
+    )
 }
 
 /// Every video node that can be probed, and the errors of those that cannot.
@@ -330,10 +346,29 @@ pub fn set_node_override(selector: &str, path: impl AsRef<std::ffi::OsStr>) {
 /// Resolved selectors of this process: every program's `open` resolves its node, and a scan opens
 /// every video node (an m2m open allocates a context; visl's allocates a test pattern generator),
 /// which would otherwise cost each program more than its ioctls.
-fn resolved() -> &'static std::sync::Mutex<std::collections::HashMap<String, PathBuf>> {
-    static R: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
+fn resolved() -> &'static std::sync::Mutex<std::collections::HashMap<String, Resolved>> {
+    static R: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Resolved>>> =
         std::sync::OnceLock::new();
     R.get_or_init(Default::default)
+}
+
+/// A found node, and the fd the search opened it with, kept for the selector's first `open`
+/// (as the C reproducer's search keeps its fd): an m2m open and close are milliseconds of
+/// context setup and teardown under the lab's TCG.
+struct Resolved {
+    path: PathBuf,
+    spare: Option<File>,
+}
+
+/// The fd the search for `node` opened (read-write, non-blocking, close-on-exec), if no `open`
+/// has taken it yet.
+pub fn take_spare(node: &Node) -> Option<File> {
+    let Node::Driver(sel) = node else { return None };
+    resolved()
+        .lock()
+        .unwrap()
+        .get_mut(sel)
+        .and_then(|r| r.spare.take())
 }
 
 /// What resolving needs of an m2m node: QUERYCAP and the sysfs name, no format enumeration.
@@ -348,7 +383,7 @@ struct BriefNode {
 /// a context in the driver); else every m2m node seen, for the error message. The sysfs name is
 /// read only when it decides, or for that message (reading it for every node showed in the
 /// harness overhead benchmark's start-up cost).
-fn find_m2m_node(driver: &str, name: Option<&str>) -> Result<PathBuf, Vec<BriefNode>> {
+fn find_m2m_node(driver: &str, name: Option<&str>) -> Result<(PathBuf, File), Vec<BriefNode>> {
     let mut seen = Vec::new();
     for path in dev_paths("video") {
         let Ok(f) = open_node(&path) else { continue };
@@ -360,7 +395,7 @@ fn find_m2m_node(driver: &str, name: Option<&str>) -> Result<PathBuf, Vec<BriefN
         }
         let d = cstr(&cap.driver);
         if d == driver && name.is_none_or(|w| sysfs_name(&path) == w) {
-            return Ok(path);
+            return Ok((path, f));
         }
         seen.push((path, d));
     }
@@ -390,12 +425,16 @@ pub fn resolve(node: &Node) -> Result<PathBuf> {
         Some((d, n)) => (d, Some(n)),
         None => (sel.as_str(), None),
     };
-    if let Some(p) = resolved().lock().unwrap().get(sel) {
-        return Ok(p.clone());
+    if let Some(r) = resolved().lock().unwrap().get(sel) {
+        return Ok(r.path.clone());
     }
     let m2m = match find_m2m_node(driver, name) {
-        Ok(path) => {
-            resolved().lock().unwrap().insert(sel.clone(), path.clone());
+        Ok((path, f)) => {
+            let r = Resolved {
+                path: path.clone(),
+                spare: Some(f),
+            };
+            resolved().lock().unwrap().insert(sel.clone(), r);
             return Ok(path);
         }
         Err(seen) => seen,
@@ -414,4 +453,37 @@ pub fn resolve(node: &Node) -> Result<PathBuf> {
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_keeps_only_prefix_and_number_names_and_none_for_a_missing_dir() {
+        let dir = std::env::temp_dir().join(format!("m2mfuzz-numbered-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        for n in [
+            "video10",
+            "video2",
+            "video0",
+            "vbi0",
+            "videox",
+            "v4l-subdev0",
+        ] {
+            fs::write(dir.join(n), "").unwrap();
+        }
+        let mut v = numbered(dir.to_str().unwrap(), "video").unwrap();
+        v.sort();
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(
+            v,
+            [
+                (0, "video0".into()),
+                (2, "video2".into()),
+                (10, "video10".into())
+            ]
+        );
+        assert_eq!(numbered(dir.to_str().unwrap(), "video"), None);
+    }
 }

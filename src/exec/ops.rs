@@ -183,7 +183,10 @@ impl ExecState {
                 let path = device::resolve(node).map_err(|e| OpResult::Skipped {
                     reason: format!("{e:#}"),
                 })?;
-                let video = open_path(&path.to_string_lossy(), true).map_err(|e| errno_of(&e))?;
+                let video = match device::take_spare(node) {
+                    Some(f) => OwnedFd::from(f),
+                    None => open_path(&path.to_string_lossy(), true).map_err(|e| errno_of(&e))?,
+                };
                 let cap = device::querycap(video.as_raw_fd()).map_err(OpResult::errno)?;
                 let mplane = device::node_caps(&cap) & V4L2_CAP_VIDEO_M2M_MPLANE != 0;
                 let fd = video.as_raw_fd();
