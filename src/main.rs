@@ -297,27 +297,26 @@ fn real_main() -> Result<ExitCode> {
                     device::resolve(node)?;
                 }
             }
-            let oracles = (!no_oracles).then(|| OracleSet::new(OracleOptions::default()));
+            let mut oracles = (!no_oracles).then(|| OracleSet::new(OracleOptions::default()));
             let margin = std::time::Duration::from_secs(30);
             let prog = std::sync::Arc::new(prog);
-            let (outcomes, mut oracles) = match supervise::run_supervised(
+            let stuck_prog = prog.clone();
+            let outcomes = supervise::run_supervised_here(
                 prog.clone(),
                 ExecOptions::default(),
-                oracles,
+                &mut oracles,
                 margin,
-            ) {
-                Ok(r) => r,
-                Err(stuck) => {
-                    // The worker is blocked uninterruptibly in the kernel: report, do not wait.
-                    let f = m2mfuzz::oracle::Finding::stuck(&prog.ops[stuck.index], &stuck);
+                move |stuck| {
+                    // The op is blocked uninterruptibly in the kernel: report, do not wait.
+                    let f = m2mfuzz::oracle::Finding::stuck(&stuck_prog.ops[stuck.index], &stuck);
                     let v = Verdict {
                         findings: vec![f],
                         ..Default::default()
                     };
-                    print_verdict(&v, json)?;
+                    let _ = print_verdict(&v, json);
                     std::process::exit(1);
-                }
-            };
+                },
+            );
             let verdict = oracles.as_mut().map(|o| o.finish()).unwrap_or_default();
             // One write for the whole table, not one per line.
             use std::io::Write;

@@ -741,25 +741,24 @@ fn shrink_reaches_the_hand_written_stale_read_program() {
     );
 }
 
+/// STREAMOFF during a 10 s vim2m job waits for it uninterruptibly (m2m cancel_job): the
+/// watchdog's signal cannot break that wait, so the supervisor must report it. Op 8.
+const STUCK_STREAMOFF: &str = "# m2mfuzz program v1\n\
+     open node=vim2m -> c0\n\
+     set_ctrl c0 id=0x981900 value=10000\n\
+     reqbufs c0 queue=out count=1 memory=mmap\n\
+     reqbufs c0 queue=cap count=1 memory=mmap\n\
+     qbuf c0 queue=cap index=0\n\
+     qbuf c0 queue=out index=0\n\
+     streamon c0 queue=out\n\
+     streamon c0 queue=cap\n\
+     streamoff c0 queue=cap\n";
+
 #[test]
 #[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
 fn a_worker_stuck_uninterruptibly_is_reported_not_waited_for() {
     use m2mfuzz::exec::supervise::run_supervised;
-    // STREAMOFF during a 10 s vim2m job waits for it uninterruptibly (m2m cancel_job): the
-    // watchdog's signal cannot break that wait, so the supervisor must report it.
-    let prog = text::parse(
-        "# m2mfuzz program v1\n\
-         open node=vim2m -> c0\n\
-         set_ctrl c0 id=0x981900 value=10000\n\
-         reqbufs c0 queue=out count=1 memory=mmap\n\
-         reqbufs c0 queue=cap count=1 memory=mmap\n\
-         qbuf c0 queue=cap index=0\n\
-         qbuf c0 queue=out index=0\n\
-         streamon c0 queue=out\n\
-         streamon c0 queue=cap\n\
-         streamoff c0 queue=cap\n",
-    )
-    .unwrap();
+    let prog = text::parse(STUCK_STREAMOFF).unwrap();
     let opts = ExecOptions {
         op_deadline: Duration::from_millis(500),
         ..Default::default()
@@ -780,6 +779,37 @@ fn a_worker_stuck_uninterruptibly_is_reported_not_waited_for() {
     );
     // Let the job end before the next test uses vim2m.
     std::thread::sleep(Duration::from_secs(10));
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn a_program_run_on_this_thread_has_its_stuck_op_reported_by_the_supervisor() {
+    use m2mfuzz::exec::supervise::run_supervised_here;
+    let prog = text::parse(STUCK_STREAMOFF).unwrap();
+    let opts = ExecOptions {
+        op_deadline: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::time::Instant::now();
+    // This thread is the one stuck: the report comes from the supervisor's, while it is.
+    let outcomes = run_supervised_here(prog, opts, &mut (), Duration::from_millis(500), move |s| {
+        let _ = tx.send((s, t.elapsed()));
+    });
+    let (stuck, after) = rx.try_recv().expect("the stuck STREAMOFF was reported");
+    assert_eq!(stuck.index, 8, "the STREAMOFF");
+    assert!(
+        after < Duration::from_secs(6),
+        "reported in time: {after:?}"
+    );
+    assert!(
+        stuck.kernel_stack.contains("v4l2_m2m_cancel_job"),
+        "{}",
+        stuck.kernel_stack
+    );
+    // Once the job ended the program did too, every op accounted for.
+    assert_eq!(outcomes.len(), 9);
+    assert!(t.elapsed() >= Duration::from_secs(9), "{:?}", t.elapsed());
 }
 
 /// Count trace lines per event name in `cat trace` text.

@@ -1,7 +1,8 @@
-//! Running a program on a worker thread that is watched from outside: an op stuck in an
+//! Running a program on a thread that is watched from another: an op stuck in an
 //! uninterruptible kernel wait cannot be interrupted by the watchdog, so the supervisor reports
-//! it (with the thread's kernel stack) instead of waiting forever.
-use super::watchdog::{Watchdog, TICK};
+//! it (with the thread's kernel stack) instead of waiting forever. The supervisor also ticks the
+//! executor's watchdog.
+use super::watchdog::{Ticker, Watchdog, TICK};
 use super::{ExecOptions, ExecState, Executor, Observer, Outcome};
 use crate::program::{Op, Program};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
@@ -15,22 +16,50 @@ pub struct Stuck {
     pub index: usize,
     /// How long it had been running.
     pub seconds: f64,
-    /// `/proc/<pid>/task/<tid>/stack` of the worker, when readable.
+    /// `/proc/<pid>/task/<tid>/stack` of the executor's thread, when readable.
     pub kernel_stack: String,
 }
 
-#[derive(Default)]
+/// What the executor's thread tells the supervisor; times in ms since `t0`, plus one (0: no op
+/// running).
 struct Progress {
+    t0: Instant,
     index: AtomicUsize,
     started_ms: AtomicU64,
     tid: AtomicI32,
     done: AtomicBool,
 }
 
+impl Progress {
+    fn new() -> Arc<Progress> {
+        Arc::new(Progress {
+            t0: Instant::now(),
+            index: AtomicUsize::new(0),
+            started_ms: AtomicU64::new(0),
+            tid: AtomicI32::new(0),
+            done: AtomicBool::new(false),
+        })
+    }
+
+    /// Run `prog` on this thread, reporting each op's start and end.
+    fn run<O: Observer>(&self, ex: &mut Executor, prog: &Program, obs: &mut O) -> Vec<Outcome> {
+        // SAFETY: gettid has no preconditions.
+        self.tid.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+        let outcomes = ex.run_observed(
+            prog,
+            &mut Beat {
+                inner: obs,
+                p: self,
+            },
+        );
+        self.done.store(true, Ordering::SeqCst);
+        outcomes
+    }
+}
+
 struct Beat<'a, O: Observer> {
     inner: &'a mut O,
     p: &'a Progress,
-    t0: Instant,
 }
 
 impl<O: Observer> Observer for Beat<'_, O> {
@@ -38,13 +67,75 @@ impl<O: Observer> Observer for Beat<'_, O> {
         self.p.index.store(index, Ordering::SeqCst);
         self.p
             .started_ms
-            .store(self.t0.elapsed().as_millis() as u64 + 1, Ordering::SeqCst);
+            .store(self.p.t0.elapsed().as_millis() as u64 + 1, Ordering::SeqCst);
         self.inner.before_op(index, op);
     }
     fn after_op(&mut self, index: usize, op: &Op, outcome: &Outcome, state: &ExecState) {
         self.p.started_ms.store(0, Ordering::SeqCst);
         self.inner.after_op(index, op, outcome, state);
     }
+}
+
+/// The supervisor's side: ticks the watchdog and judges the running op.
+struct Watch {
+    p: Arc<Progress>,
+    prog: Arc<Program>,
+    opts: ExecOptions,
+    margin: Duration,
+    ticker: Ticker,
+}
+
+impl Watch {
+    /// One look, every [`TICK`]: the op running past its deadline plus the margin is stuck.
+    fn look(&mut self) -> Option<Stuck> {
+        self.ticker.tick();
+        let started = self.p.started_ms.load(Ordering::SeqCst);
+        if started == 0 {
+            return None;
+        }
+        let index = self.p.index.load(Ordering::SeqCst);
+        let running = self
+            .p
+            .t0
+            .elapsed()
+            .saturating_sub(Duration::from_millis(started - 1));
+        let limit = self.prog.ops.get(index).map_or(self.margin, |op| {
+            self.opts.op_deadline + wait_hint(op, &self.opts).min(self.opts.max_wait) + self.margin
+        });
+        if running <= limit {
+            return None;
+        }
+        let tid = self.p.tid.load(Ordering::SeqCst);
+        let kernel_stack =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/stack")).unwrap_or_default();
+        Some(Stuck {
+            index,
+            seconds: running.as_secs_f64(),
+            kernel_stack,
+        })
+    }
+
+    /// Keep the watchdog ticking until the program ends: a stuck op may still come back, and the
+    /// rest of its program stays bounded.
+    fn tick_until_done(mut self) {
+        while !self.p.done.load(Ordering::SeqCst) {
+            std::thread::park_timeout(TICK);
+            self.ticker.tick();
+        }
+    }
+}
+
+/// An executor whose watchdog the returned [`Watch`] ticks.
+fn watched(prog: Arc<Program>, opts: &ExecOptions, margin: Duration) -> (Executor, Watch) {
+    let (watchdog, ticker) = Watchdog::ticked();
+    let w = Watch {
+        p: Progress::new(),
+        prog,
+        opts: opts.clone(),
+        margin,
+        ticker,
+    };
+    (Executor::with_watchdog(opts.clone(), watchdog), w)
 }
 
 /// Run `prog` on a worker thread; `Err(Stuck)` when an op exceeds its deadline plus `margin`.
@@ -70,78 +161,63 @@ pub fn run_supervised_with<O: Observer + Send + 'static>(
     on_thread: impl FnOnce() + Send + 'static,
 ) -> Result<(Vec<Outcome>, O), Stuck> {
     let prog: Arc<Program> = prog.into();
-    let p = Arc::new(Progress::default());
+    let (mut ex, mut watch) = watched(prog.clone(), &opts, margin);
+    let p = watch.p.clone();
     let (tx, rx) = mpsc::channel();
-    let limit = {
-        let opts = opts.clone();
-        move |op: Option<&Op>| {
-            op.map_or(margin, |op| {
-                opts.op_deadline + wait_hint(op, &opts).min(opts.max_wait) + margin
-            })
-        }
-    };
-    let worker_p = p.clone();
-    let worker_prog = prog.clone();
-    // This thread wakes to watch for stuck ops anyway: it also ticks the executor's watchdog.
-    let (watchdog, mut ticker) = Watchdog::ticked();
     std::thread::Builder::new()
         .name("m2mfuzz-exec".into())
         .spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            worker_p
-                .tid
-                .store(unsafe { libc::gettid() }, Ordering::SeqCst);
             on_thread();
-            let mut ex = Executor::with_watchdog(opts, watchdog);
-            let outcomes = {
-                let mut beat = Beat {
-                    inner: &mut obs,
-                    p: &worker_p,
-                    t0: Instant::now(),
-                };
-                ex.run_observed(&worker_prog, &mut beat)
-            };
-            worker_p.done.store(true, Ordering::SeqCst);
+            let outcomes = p.run(&mut ex, &prog, &mut obs);
             let _ = tx.send((outcomes, obs));
         })
         .expect("spawn executor thread");
-    let t0 = Instant::now();
     loop {
         match rx.recv_timeout(TICK) {
             Ok(r) => return Ok(r),
             Err(mpsc::RecvTimeoutError::Disconnected) => panic!("executor thread died"),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
-        ticker.tick();
-        let started = p.started_ms.load(Ordering::SeqCst);
-        if started == 0 {
-            continue;
-        }
-        let index = p.index.load(Ordering::SeqCst);
-        let running = t0
-            .elapsed()
-            .saturating_sub(Duration::from_millis(started - 1));
-        if running > limit(prog.ops.get(index)) {
-            let tid = p.tid.load(Ordering::SeqCst);
-            let kernel_stack =
-                std::fs::read_to_string(format!("/proc/self/task/{tid}/stack")).unwrap_or_default();
-            // The stuck op may still come back: the rest of its program stays bounded.
-            let (p, mut ticker) = (p.clone(), ticker);
+        if let Some(stuck) = watch.look() {
             let _ = std::thread::Builder::new()
                 .name("m2mfuzz-watchdog".into())
-                .spawn(move || {
-                    while !p.done.load(Ordering::SeqCst) {
-                        std::thread::park_timeout(TICK);
-                        ticker.tick();
-                    }
-                });
-            return Err(Stuck {
-                index,
-                seconds: running.as_secs_f64(),
-                kernel_stack,
-            });
+                .spawn(move || watch.tick_until_done());
+            return Err(stuck);
         }
     }
+}
+
+/// [`run_supervised`] with the executor on this thread and the supervisor on a new one, for a
+/// process that runs one program (`m2mfuzz run`): the new thread starts while the program runs
+/// (under the lab's TCG a process's first thread took 5-15 ms to start) and is not waited for.
+/// A stuck op cannot be returned from: `on_stuck` gets it on the supervisor's thread, and
+/// should end the process.
+pub fn run_supervised_here<O: Observer>(
+    prog: impl Into<Arc<Program>>,
+    opts: ExecOptions,
+    obs: &mut O,
+    margin: Duration,
+    on_stuck: impl FnOnce(Stuck) + Send + 'static,
+) -> Vec<Outcome> {
+    let prog: Arc<Program> = prog.into();
+    let (mut ex, mut watch) = watched(prog.clone(), &opts, margin);
+    let p = watch.p.clone();
+    let supervisor = std::thread::Builder::new()
+        .name("m2mfuzz-supervisor".into())
+        .spawn(move || {
+            while !watch.p.done.load(Ordering::SeqCst) {
+                std::thread::park_timeout(TICK);
+                if let Some(stuck) = watch.look() {
+                    on_stuck(stuck);
+                    return watch.tick_until_done();
+                }
+            }
+        })
+        .expect("spawn supervisor thread");
+    let outcomes = p.run(&mut ex, &prog, obs);
+    // It ends at its next look; unparked, now.
+    supervisor.thread().unpark();
+    outcomes
 }
 
 /// The op's own wait (a program-chosen timeout), which its limit must exceed.
