@@ -754,29 +754,39 @@ const STUCK_STREAMOFF: &str = "# m2mfuzz program v1\n\
      streamon c0 queue=cap\n\
      streamoff c0 queue=cap\n";
 
-#[test]
-#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
-fn a_worker_stuck_uninterruptibly_is_reported_not_waited_for() {
-    use m2mfuzz::exec::supervise::run_supervised;
-    let prog = text::parse(STUCK_STREAMOFF).unwrap();
+/// [`STUCK_STREAMOFF`] with a 500 ms op deadline.
+fn stuck_streamoff() -> (Program, ExecOptions) {
     let opts = ExecOptions {
         op_deadline: Duration::from_millis(500),
         ..Default::default()
     };
-    let t = std::time::Instant::now();
-    let stuck =
-        run_supervised(prog, opts, (), Duration::from_millis(500)).expect_err("STREAMOFF is stuck");
+    (text::parse(STUCK_STREAMOFF).unwrap(), opts)
+}
+
+/// The STREAMOFF, waiting in m2m cancel_job.
+fn assert_the_stuck_streamoff(stuck: &m2mfuzz::exec::supervise::Stuck) {
     assert_eq!(stuck.index, 8, "the STREAMOFF");
-    assert!(
-        t.elapsed() < Duration::from_secs(6),
-        "reported in time: {:?}",
-        t.elapsed()
-    );
     assert!(
         stuck.kernel_stack.contains("v4l2_m2m_cancel_job"),
         "{}",
         stuck.kernel_stack
     );
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn a_worker_stuck_uninterruptibly_is_reported_not_waited_for() {
+    use m2mfuzz::exec::supervise::run_supervised;
+    let (prog, opts) = stuck_streamoff();
+    let t = std::time::Instant::now();
+    let stuck =
+        run_supervised(prog, opts, (), Duration::from_millis(500)).expect_err("STREAMOFF is stuck");
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "reported in time: {:?}",
+        t.elapsed()
+    );
+    assert_the_stuck_streamoff(&stuck);
     // Let the job end before the next test uses vim2m.
     std::thread::sleep(Duration::from_secs(10));
 }
@@ -785,11 +795,7 @@ fn a_worker_stuck_uninterruptibly_is_reported_not_waited_for() {
 #[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
 fn a_program_run_on_this_thread_has_its_stuck_op_reported_by_the_supervisor() {
     use m2mfuzz::exec::supervise::run_supervised_here;
-    let prog = text::parse(STUCK_STREAMOFF).unwrap();
-    let opts = ExecOptions {
-        op_deadline: Duration::from_millis(500),
-        ..Default::default()
-    };
+    let (prog, opts) = stuck_streamoff();
     let (tx, rx) = std::sync::mpsc::channel();
     let t = std::time::Instant::now();
     // This thread is the one stuck: the report comes from the supervisor's, while it is.
