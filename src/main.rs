@@ -336,7 +336,7 @@ fn real_main() -> Result<ExitCode> {
                         o.index,
                         op.to_string(),
                         o.result.to_string(),
-                        o.duration.as_secs_f64() * 1e3,
+                        o.duration().as_secs_f64() * 1e3,
                         o.detail_text().unwrap_or_default()
                     )?;
                 }

@@ -29,7 +29,7 @@ fn run_judged(src: &str) -> (Program, Vec<Outcome>, Verdict) {
             o.index,
             op.to_string(),
             o.result.to_string(),
-            o.duration.as_secs_f64() * 1e3,
+            o.duration().as_secs_f64() * 1e3,
             o.detail_text().unwrap_or_default()
         );
     }
@@ -261,9 +261,9 @@ reqbufs c0 queue=out count=0 memory=mmap
     // STREAMOFF cancels the running job: it waits for it (≤ one 500 ms transaction), not forever.
     let off = find(&p, &o, "streamoff c0 queue=cap", 0);
     assert!(
-        off.duration < Duration::from_secs(2),
+        off.duration() < Duration::from_secs(2),
         "STREAMOFF took {:?}",
-        off.duration
+        off.duration()
     );
     // After STREAMOFF the buffer is back with userspace, neither queued nor done.
     let flags = value(find(&p, &o, "querybuf c0 queue=cap", 0)) as u32;
@@ -373,9 +373,9 @@ wait s0 timeout_ms=200
     let w = find(&p, &o, "wait s0", 0);
     assert_eq!(w.result, OpResult::TimedOut);
     assert!(
-        w.duration >= Duration::from_millis(190) && w.duration < Duration::from_secs(2),
+        w.duration() >= Duration::from_millis(190) && w.duration() < Duration::from_secs(2),
         "{:?}",
-        w.duration
+        w.duration()
     );
     assert_eq!(
         value(find(&p, &o, "fence_info", 0)),
@@ -478,9 +478,9 @@ fn release_fence_pending_during_job_and_signalled_with_the_data() {
     let w = find(&p, &o, "wait s0", 0);
     assert_eq!(value(w), 1);
     assert!(
-        w.duration >= Duration::from_millis(150),
+        w.duration() >= Duration::from_millis(150),
         "the fence waited for the job: {:?}",
-        w.duration
+        w.duration()
     );
     // Signalled means written: right after the wait the buffer holds the driver's output.
     assert_eq!(value(find(&p, &o, "check m1", first_check + 1)), 0);

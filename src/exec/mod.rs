@@ -154,7 +154,7 @@ impl Executor {
             let (result, detail) = match self.state.unbound(op) {
                 Some(h) => (
                     OpResult::Skipped {
-                        reason: format!("{h} is unbound"),
+                        reason: format!("{h} is unbound").into(),
                     },
                     None,
                 ),
@@ -165,9 +165,9 @@ impl Executor {
                 }
             };
             let o = Outcome {
-                index,
+                index: index as u32,
                 result,
-                duration: start.elapsed(),
+                duration_us: Outcome::micros(start.elapsed()),
                 detail,
             };
             obs.after_op(index, op, &o, &self.state);

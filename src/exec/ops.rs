@@ -22,7 +22,7 @@ fn ok(v: i64) -> Done {
 }
 
 fn ok_with(v: i64, detail: String) -> Done {
-    ok_detail(v, Detail::Text(detail))
+    ok_detail(v, Detail::Text(detail.into()))
 }
 
 fn ok_detail(v: i64, detail: Detail) -> Done {
@@ -181,7 +181,7 @@ impl ExecState {
         Ok(match op {
             Op::Open { node, ret } => {
                 let path = device::resolve(node).map_err(|e| OpResult::Skipped {
-                    reason: format!("{e:#}"),
+                    reason: format!("{e:#}").into(),
                 })?;
                 let video = match device::take_spare(node) {
                     Some(f) => OwnedFd::from(f),
@@ -572,7 +572,7 @@ impl ExecState {
                 let info = fence_info(fd).map_or_else(|e| format!("info: {e}"), |i| i.1);
                 match r {
                     Ok(rev) => ok_with(1, format!("revents={rev:?} {info}")),
-                    Err(e) => (e, Some(Detail::Text(info))),
+                    Err(e) => (e, Some(Detail::Text(info.into()))),
                 }
             }
             Op::PollDmabuf {
@@ -650,7 +650,8 @@ impl ExecState {
                     OpResult::Skipped {
                         reason: format!(
                             "sw_sync unavailable ({e}): needs CONFIG_SW_SYNC and debugfs"
-                        ),
+                        )
+                        .into(),
                     }
                 })?;
                 let raw = fd.as_raw_fd();
@@ -725,7 +726,7 @@ impl ExecState {
         let c = self.ctx_mut(ctx);
         if c.media.is_none() {
             let path = device::media_of(&c.path).ok_or_else(|| OpResult::Skipped {
-                reason: format!("{} has no media node (no request API)", c.path.display()),
+                reason: format!("{} has no media node (no request API)", c.path.display()).into(),
             })?;
             c.media = Some(open_path(&path.to_string_lossy(), true).map_err(|e| errno_of(&e))?);
         }

@@ -149,7 +149,7 @@ fn blocked(index: usize, op: &Op, outcome: &Outcome) -> Finding {
         format!("{} blocked", op.name()),
         format!(
             "op {index} `{op}` did not return before its deadline; interrupted after {:?}",
-            outcome.duration
+            outcome.duration()
         ),
         Some(index),
     )
