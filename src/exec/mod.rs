@@ -30,6 +30,22 @@ pub struct ExecOptions {
     pub default_wait: Duration,
 }
 
+impl ExecOptions {
+    /// The watchdog's deadline for `op`: [`ExecOptions::op_deadline`] plus the op's own wait
+    /// (its `timeout_ms` or `ms`, else the default wait), capped at the longest wait.
+    pub fn deadline(&self, op: &Op) -> Duration {
+        let ms = match op {
+            Op::Wait { timeout_ms, .. } | Op::PollDmabuf { timeout_ms, .. } => Some(*timeout_ms),
+            Op::Dqbuf { timeout_ms, .. } => *timeout_ms,
+            Op::Sleep { ms } => Some(*ms),
+            _ => None,
+        };
+        self.op_deadline
+            + ms.map_or(self.default_wait, |m| Duration::from_millis(m.into()))
+                .min(self.max_wait)
+    }
+}
+
 impl Default for ExecOptions {
     fn default() -> Self {
         ExecOptions {
@@ -159,7 +175,7 @@ impl Executor {
                     None,
                 ),
                 None => {
-                    let deadline = self.state.opts.op_deadline + self.state.wait_of(op);
+                    let deadline = self.state.opts.deadline(op);
                     let st = &mut self.state;
                     self.watchdog.guard(start, deadline, || st.exec(op)).0
                 }
@@ -223,18 +239,6 @@ impl ExecState {
     /// The first input handle with no live resource.
     fn unbound(&self, op: &Op) -> Option<Handle> {
         op.find_input(|h| !self.res.contains_key(h))
-    }
-
-    /// The op's own wait, which its deadline must exceed.
-    fn wait_of(&self, op: &Op) -> Duration {
-        let ms = match op {
-            Op::Wait { timeout_ms, .. } | Op::PollDmabuf { timeout_ms, .. } => Some(*timeout_ms),
-            Op::Dqbuf { timeout_ms, .. } => *timeout_ms,
-            Op::Sleep { ms } => Some(*ms),
-            _ => None,
-        };
-        ms.map_or(self.opts.default_wait, |m| Duration::from_millis(m.into()))
-            .min(self.opts.max_wait)
     }
 
     /// Whether the watchdog interrupted the current op.

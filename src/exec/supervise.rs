@@ -86,7 +86,8 @@ struct Watch {
 }
 
 impl Watch {
-    /// One look, every [`TICK`]: the op running past its deadline plus the margin is stuck.
+    /// One look, every [`TICK`]: the op running past its watchdog deadline plus the margin is
+    /// stuck (the watchdog's signal did not bring it back).
     fn look(&mut self) -> Option<Stuck> {
         self.ticker.tick();
         let started = self.p.started_ms.load(Ordering::SeqCst);
@@ -99,9 +100,11 @@ impl Watch {
             .t0
             .elapsed()
             .saturating_sub(Duration::from_millis(started - 1));
-        let limit = self.prog.ops.get(index).map_or(self.margin, |op| {
-            self.opts.op_deadline + wait_hint(op, &self.opts).min(self.opts.max_wait) + self.margin
-        });
+        let limit = self
+            .prog
+            .ops
+            .get(index)
+            .map_or(self.margin, |op| self.opts.deadline(op) + self.margin);
         if running <= limit {
             return None;
         }
@@ -218,15 +221,4 @@ pub fn run_supervised_here<O: Observer>(
     // It ends at its next look; unparked, now.
     supervisor.thread().unpark();
     outcomes
-}
-
-/// The op's own wait (a program-chosen timeout), which its limit must exceed.
-fn wait_hint(op: &Op, opts: &ExecOptions) -> Duration {
-    let ms = |v: u32| Duration::from_millis(v.into());
-    match op {
-        Op::Wait { timeout_ms, .. } | Op::PollDmabuf { timeout_ms, .. } => ms(*timeout_ms),
-        Op::Dqbuf { timeout_ms, .. } => timeout_ms.map_or(opts.default_wait, ms),
-        Op::Sleep { ms: m } => ms(*m),
-        _ => Duration::ZERO,
-    }
 }
