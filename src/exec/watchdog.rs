@@ -1,5 +1,5 @@
-//! Bounds blocking ioctls: a ticker (its own thread, or the run's supervisor) that interrupts the executor's thread with a signal once a
-//! deadline passes, so an interruptible kernel wait returns EINTR. A task stuck in an
+//! Bounds blocking ioctls: a ticker (its own thread, or the run's supervisor) interrupts the
+//! executor's thread with a signal once a deadline passes, so an interruptible kernel wait returns EINTR. A task stuck in an
 //! uninterruptible wait cannot be interrupted; the watchdog then keeps a record of it, which the
 //! hang oracle reports instead of waiting forever.
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
@@ -59,8 +59,8 @@ pub struct Watchdog {
     tid: Arc<AtomicI32>,
     base: Instant,
     gen: AtomicU64,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// Its own thread and that thread's stop flag; None when a supervisor ticks it.
+    own: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
 thread_local! {
@@ -74,17 +74,18 @@ impl Watchdog {
     /// Start the watchdog with its own thread.
     pub fn new() -> Watchdog {
         let (mut w, mut ticker) = Watchdog::ticked();
-        let stop = w.stop.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
         let thread = std::thread::Builder::new()
             .name("m2mfuzz-watchdog".into())
             .spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
+                while !st.load(Ordering::SeqCst) {
                     std::thread::park_timeout(TICK);
                     ticker.tick();
                 }
             })
             .expect("spawn watchdog thread");
-        w.thread = Some(thread);
+        w.own = Some((stop, thread));
         w
     }
 
@@ -107,8 +108,7 @@ impl Watchdog {
             tid,
             base,
             gen: AtomicU64::new(0),
-            stop: Arc::new(AtomicBool::new(false)),
-            thread: None,
+            own: None,
         };
         (w, ticker)
     }
@@ -183,8 +183,8 @@ impl Ticker {
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        if let Some((stop, t)) = self.own.take() {
+            stop.store(true, Ordering::SeqCst);
             t.thread().unpark();
             let _ = t.join();
         }
