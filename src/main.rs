@@ -41,8 +41,8 @@ struct RunArgs {
 
 /// The command line. `m2mfuzz run` is parsed by a parser that knows only `run`: clap builds
 /// every subcommand's arguments otherwise, which was 60% of a one-op run's instructions
-/// (callgrind) and 6-8 ms of its start under the lab's TCG, where the shrinker and replay
-/// scripts start one process per program. Help, `--version` and every error come from the
+/// (callgrind) and 6-8 ms of its start under the lab's TCG, where the lab scripts (faults,
+/// repro-check, the overhead benchmark) start one `run` per program. Help, `--version` and every error come from the
 /// full parser, so they read the same.
 fn parse_cli(args: &[std::ffi::OsString]) -> Cli {
     parse_run_only(args).unwrap_or_else(|| Cli::parse_from(args))
