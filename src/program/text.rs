@@ -69,21 +69,43 @@ struct Scratch<'a> {
     keyed_at: Vec<usize>,
 }
 
+/// Whitespace as `char::is_whitespace` says of ASCII (tab to carriage return, and space).
+fn ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t'..=b'\r')
+}
+
 fn tokens<'a>(line: &'a str, out: &mut Vec<Token<'a>>) {
     out.clear();
-    let bytes = line.as_bytes();
-    let mut start = None;
+    if !line.is_ascii() {
+        return tokens_unicode(line, out);
+    }
+    // Program text is ASCII but for comments: bytes, without decoding (the parse of a long
+    // program counts in the harness overhead benchmark).
+    let b = line.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
-        // ASCII without decoding; any other character is decoded to ask whether it is a space.
-        let (space, len) = match bytes[i] {
-            b if b.is_ascii() => ((b as char).is_whitespace(), 1),
-            _ => line[i..]
-                .chars()
-                .next()
-                .map_or((false, 1), |c| (c.is_whitespace(), c.len_utf8())),
-        };
-        match (space, start) {
+    loop {
+        while i < b.len() && ascii_space(b[i]) {
+            i += 1;
+        }
+        if i == b.len() {
+            return;
+        }
+        let at = i;
+        while i < b.len() && !ascii_space(b[i]) {
+            i += 1;
+        }
+        out.push(Token {
+            text: &line[at..i],
+            at,
+        });
+    }
+}
+
+/// `tokens` of a line with non-ASCII characters: any of them may be a space.
+fn tokens_unicode<'a>(line: &'a str, out: &mut Vec<Token<'a>>) {
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        match (c.is_whitespace(), start) {
             (true, Some(s)) => {
                 out.push(Token {
                     text: &line[s..i],
@@ -94,7 +116,6 @@ fn tokens<'a>(line: &'a str, out: &mut Vec<Token<'a>>) {
             (false, None) => start = Some(i),
             _ => {}
         }
-        i += len;
     }
     if let Some(s) = start {
         out.push(Token {
@@ -105,20 +126,21 @@ fn tokens<'a>(line: &'a str, out: &mut Vec<Token<'a>>) {
 }
 
 /// `s` split around the first `sep` byte (ASCII). A plain loop: `str::split_once` with a char
-/// pattern goes through a searcher that costs more than these short words.
+/// pattern goes through a searcher, and `memchr` sets up vectors, that cost more than these short
+/// words.
 fn split_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
     let i = s.as_bytes().iter().position(|&b| b == sep)?;
     Some((&s[..i], &s[i + 1..]))
 }
 
-/// The lines of `src` as `str::lines` gives them (`\n` or `\r\n` ends), found by a plain loop.
+/// The lines of `src` as `str::lines` gives them (`\n` or `\r\n` ends).
 fn lines(src: &str) -> impl Iterator<Item = &str> {
     let mut rest = src;
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
-        match split_byte(rest, b'\n') {
+        match memchr::memchr(b'\n', rest.as_bytes()).map(|i| (&rest[..i], &rest[i + 1..])) {
             Some((line, next)) => {
                 rest = next;
                 Some(line.strip_suffix('\r').unwrap_or(line))
@@ -156,7 +178,7 @@ pub fn parse(src: &str) -> Result<Program, ParseError> {
     // At most one op per line: sized once, the ops are never moved (a long program's copies
     // were a fifth of its page faults).
     prog.ops
-        .reserve(src.bytes().filter(|&b| b == b'\n').count() + 1);
+        .reserve(memchr::memchr_iter(b'\n', src.as_bytes()).count() + 1);
     let mut scratch = Scratch::default();
     for (ln, raw) in lines {
         let (code, comment) = match split_byte(raw, b'#') {
