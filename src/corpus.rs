@@ -120,8 +120,7 @@ impl Entry {
 
 /// Read one corpus file.
 pub fn load_file(path: &Path) -> Result<Entry> {
-    let src = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    let program = text::parse(&src).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let program = text::parse_file(path)?;
     let expects: Vec<&str> = program
         .header
         .iter()

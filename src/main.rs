@@ -312,10 +312,7 @@ fn real_main() -> Result<ExitCode> {
             quiet,
         }) => {
             apply_node_overrides(&nodes)?;
-            let src = std::fs::read_to_string(&program)
-                .with_context(|| format!("read {}", program.display()))?;
-            let prog = program::text::parse(&src)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", program.display()))?;
+            let prog = program::text::parse_file(&program)?;
             // A node that cannot be found is the user's problem to fix, not an op outcome.
             for op in &prog.ops {
                 if let program::Op::Open { node, .. } = op {
@@ -412,10 +409,7 @@ fn real_main() -> Result<ExitCode> {
         } => shrink_cmd(input, &finding, lab, out, state, resume),
         Cmd::Repro { c, program, out } => {
             anyhow::ensure!(c, "give the format: --c (the only one so far)");
-            let src = std::fs::read_to_string(&program)
-                .with_context(|| format!("read {}", program.display()))?;
-            let prog = program::text::parse(&src)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", program.display()))?;
+            let prog = program::text::parse_file(&program)?;
             let code = m2mfuzz::repro::to_c(&prog);
             match out {
                 Some(o) => {

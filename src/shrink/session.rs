@@ -106,7 +106,7 @@ impl State {
         if input.is_dir() {
             st.add_finding_dir(input)?;
         } else {
-            let p = read_program(input)?;
+            let p = text::parse_file(input)?;
             st.switches = p.header("switch").unwrap_or("").to_string();
             st.subjects.push(vec![p.to_string()]);
         }
@@ -121,13 +121,13 @@ impl State {
         .with_context(|| format!("parse {}/finding.json", dir.display()))?;
         self.target.insert(meta.signature.clone());
         self.switches = meta.switches.join(" ");
-        let serialized = read_program(&dir.join("program.m2m"))?;
+        let serialized = text::parse_file(&dir.join("program.m2m"))?;
         let mut workers = Vec::new();
         if let Ok(rd) = std::fs::read_dir(dir.join("programs")) {
             let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
             paths.sort();
             for p in paths {
-                workers.push(read_program(&p)?);
+                workers.push(text::parse_file(&p)?);
             }
         }
         // Each worker's program alone (shortest first), then all serialized into one, then all
@@ -172,11 +172,6 @@ impl State {
             .iter()
             .any(|s| crate::corpus::is_lockdep_title(s))
     }
-}
-
-fn read_program(path: &Path) -> Result<Program> {
-    let src = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    text::parse(&src).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn parse_all(texts: &[String]) -> Result<Vec<Program>> {
