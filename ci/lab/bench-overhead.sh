@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Harness overhead: ops/s of `m2mfuzz run --no-oracles --quiet` executing a fixed vim2m program vs the
-# same program as a C loop (`m2mfuzz repro --c`, static), alternated in the same lab boot and
-# timed by the same clock (ci/lab/bench/timeit.c). Two programs: cheap ioctls (QUERYBUF, where
+# same ioctls as a plain C loop (ci/lab/bench/loop.c, static: the C reproducer's helpers, nothing
+# printed per op), alternated in the same lab boot and timed by the same clock
+# (ci/lab/bench/timeit.c). The first run of each checks that no op failed. Two programs: cheap ioctls (QUERYBUF, where
 # the harness's own cost shows most) and m2m jobs (QBUF/DQBUF, 1 ms transaction time), plus the
 # bare prologue, whose time is each process's fixed cost: the table gives whole-run ops/s and
 # the marginal ops/s past that fixed cost (the executor's own rate). Prints a table, writes
@@ -29,6 +30,7 @@ rm -rf "$out"; mkdir -p "$out/share/progs"
 "$LAB_DIR/build-kernel.sh" >/dev/null
 headers="$LAB_CACHE/headers/include"
 gcc -O2 -static -o "$out/share/bin/timeit" "$LAB_DIR/bench/timeit.c"
+gcc -O2 -static -Wall -I"$headers" -I"$REPO_DIR/src/repro" -o "$out/share/bin/loop" "$LAB_DIR/bench/loop.c"
 head='# m2mfuzz program v1
 # driver: vim2m
 open node=vim2m -> c0
@@ -45,20 +47,20 @@ echo "$head" > "$out/share/progs/prologue.m2m"
       echo "qbuf c0 queue=out index=0 bytesused=6144"; echo "qbuf c0 queue=cap index=0"
       echo "dqbuf c0 queue=out timeout_ms=2000"; echo "dqbuf c0 queue=cap timeout_ms=2000"
   done; } > "$out/share/progs/jobs.m2m"
-for p in prologue ioctls jobs; do
-    "$out/share/bin/m2mfuzz" repro --c "$out/share/progs/$p.m2m" -o "$out/share/progs/$p.c"
-    gcc -O2 -static -w -I"$headers" -o "$out/share/progs/$p" "$out/share/progs/$p.c"
-done
+# What the C loop is told to do: the same ops as each program.
+declare -A loop_n=([prologue]=0 [ioctls]=$n_ioctls [jobs]=$n)
 {
     # Both sides run from the guest's tmpfs, as from a board's local disk: over 9p a page fault
     # in the (much larger) m2mfuzz binary costs a round trip to the host.
-    echo "mkdir -p /tmp/b && cp /host/bin/m2mfuzz /host/bin/timeit /host/progs/* /tmp/b/ && cd /tmp/b"
+    echo "mkdir -p /tmp/b && cp /host/bin/m2mfuzz /host/bin/timeit /host/bin/loop /host/progs/* /tmp/b/ && cd /tmp/b"
     for p in prologue ioctls jobs; do
-        echo "./timeit 1 /tmp/b/m2mfuzz run --no-oracles --quiet $p.m2m >/dev/null"
-        echo "./timeit 1 /tmp/b/$p >/dev/null"
+        # Untimed, and checked: a failing op would make either side faster.
+        echo "./loop $p ${loop_n[$p]} || { echo 'C loop $p: ops failed'; exit 1; }"
+        echo "./m2mfuzz run --no-oracles --quiet $p.m2m > $p.out"
+        echo "if grep -E '^ *[0-9]+ ' $p.out; then echo 'm2mfuzz $p: ops failed'; exit 1; fi"
         for r in $(seq "$reps"); do
             echo "./timeit 1 /tmp/b/m2mfuzz run --no-oracles --quiet $p.m2m >> /host/out/$p-m2mfuzz.txt"
-            echo "./timeit 1 /tmp/b/$p >> /host/out/$p-c.txt"
+            echo "./timeit 1 /tmp/b/loop $p ${loop_n[$p]} >> /host/out/$p-c.txt"
             # The default per-op table, for what printing it costs.
             echo "./timeit 1 /tmp/b/m2mfuzz run --no-oracles $p.m2m >> /host/out/$p-table.txt"
         done
