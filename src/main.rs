@@ -364,15 +364,15 @@ fn real_main() -> Result<ExitCode> {
                     let _ = print_verdict(&v, json);
                     std::process::exit(1);
                 },
+                // --quiet prints the failures alone: only they are kept.
+                |o| !quiet || !matches!(o.result, m2mfuzz::exec::OpResult::Ok { .. }),
             );
             let verdict = oracles.as_mut().map(|o| o.finish()).unwrap_or_default();
             // One write for the whole table, not one per line.
             use std::io::Write;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for (op, o) in prog.ops.iter().zip(&outcomes) {
-                if quiet && matches!(o.result, m2mfuzz::exec::OpResult::Ok { .. }) {
-                    continue;
-                }
+            for o in &outcomes {
+                let op = &prog.ops[o.index as usize];
                 if json {
                     let mut v = serde_json::to_value(o)?;
                     v["op"] = op.to_string().into();

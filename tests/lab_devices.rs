@@ -799,9 +799,20 @@ fn a_program_run_on_this_thread_has_its_stuck_op_reported_by_the_supervisor() {
     let (tx, rx) = std::sync::mpsc::channel();
     let t = std::time::Instant::now();
     // This thread is the one stuck: the report comes from the supervisor's, while it is.
-    let outcomes = run_supervised_here(prog, opts, &mut (), Duration::from_millis(500), move |s| {
-        let _ = tx.send((s, t.elapsed()));
-    });
+    let mut seen = 0;
+    let outcomes = run_supervised_here(
+        prog,
+        opts,
+        &mut (),
+        Duration::from_millis(500),
+        move |s| {
+            let _ = tx.send((s, t.elapsed()));
+        },
+        |o| {
+            seen += 1;
+            o.index >= 8
+        },
+    );
     let (stuck, after) = rx.try_recv().expect("the stuck STREAMOFF was reported");
     assert_eq!(stuck.index, 8, "the STREAMOFF");
     assert!(
@@ -813,8 +824,14 @@ fn a_program_run_on_this_thread_has_its_stuck_op_reported_by_the_supervisor() {
         "{}",
         stuck.kernel_stack
     );
-    // Once the job ended the program did too, every op accounted for.
-    assert_eq!(outcomes.len(), 9);
+    // Once the job ended the program did too, every op accounted for; the STREAMOFF's outcome
+    // alone kept.
+    assert_eq!(seen, 9);
+    assert_eq!(
+        outcomes.iter().map(|o| o.index).collect::<Vec<_>>(),
+        [8],
+        "{outcomes:?}"
+    );
     assert!(t.elapsed() >= Duration::from_secs(9), "{:?}", t.elapsed());
 }
 

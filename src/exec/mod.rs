@@ -163,6 +163,19 @@ impl Executor {
 
     /// Run a program with an observer.
     pub fn run_observed(&mut self, prog: &Program, obs: &mut dyn Observer) -> Vec<Outcome> {
+        self.run_keeping(prog, obs, &mut |_| true)
+    }
+
+    /// Run a program with an observer, returning only the outcomes `keep` accepts (after the
+    /// observer saw them): `m2mfuzz run --quiet` keeps the failures alone, as a 10 000-op
+    /// program's outcomes were 117 pages, each a page fault of about 100 µs under the lab's TCG.
+    pub fn run_keeping(
+        &mut self,
+        prog: &Program,
+        obs: &mut dyn Observer,
+        keep: &mut dyn FnMut(&Outcome) -> bool,
+    ) -> Vec<Outcome> {
+        // Capacity nobody writes to is never faulted in.
         let mut out = Vec::with_capacity(prog.ops.len());
         for (index, op) in prog.ops.iter().enumerate() {
             obs.before_op(index, op);
@@ -187,7 +200,9 @@ impl Executor {
                 detail,
             };
             obs.after_op(index, op, &o, &self.state);
-            out.push(o);
+            if keep(&o) {
+                out.push(o);
+            }
         }
         self.release();
         out

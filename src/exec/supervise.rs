@@ -41,16 +41,24 @@ impl Progress {
         })
     }
 
-    /// Run `prog` on this thread, reporting each op's start and end.
-    fn run<O: Observer>(&self, ex: &mut Executor, prog: &Program, obs: &mut O) -> Vec<Outcome> {
+    /// Run `prog` on this thread, reporting each op's start and end; the outcomes `keep`
+    /// accepts are returned.
+    fn run<O: Observer>(
+        &self,
+        ex: &mut Executor,
+        prog: &Program,
+        obs: &mut O,
+        keep: &mut dyn FnMut(&Outcome) -> bool,
+    ) -> Vec<Outcome> {
         // SAFETY: gettid has no preconditions.
         self.tid.store(unsafe { libc::gettid() }, Ordering::SeqCst);
-        let outcomes = ex.run_observed(
+        let outcomes = ex.run_keeping(
             prog,
             &mut Beat {
                 inner: obs,
                 p: self,
             },
+            keep,
         );
         self.done.store(true, Ordering::SeqCst);
         outcomes
@@ -171,7 +179,7 @@ pub fn run_supervised_with<O: Observer + Send + 'static>(
         .name("m2mfuzz-exec".into())
         .spawn(move || {
             on_thread();
-            let outcomes = p.run(&mut ex, &prog, &mut obs);
+            let outcomes = p.run(&mut ex, &prog, &mut obs, &mut |_| true);
             let _ = tx.send((outcomes, obs));
         })
         .expect("spawn executor thread");
@@ -194,13 +202,14 @@ pub fn run_supervised_with<O: Observer + Send + 'static>(
 /// process that runs one program (`m2mfuzz run`): the new thread starts while the program runs
 /// (under the lab's TCG a process's first thread took 5-15 ms to start) and is not waited for.
 /// A stuck op cannot be returned from: `on_stuck` gets it on the supervisor's thread, and
-/// should end the process.
+/// should end the process. Only the outcomes `keep` accepts are returned.
 pub fn run_supervised_here<O: Observer>(
     prog: impl Into<Arc<Program>>,
     opts: ExecOptions,
     obs: &mut O,
     margin: Duration,
     on_stuck: impl FnOnce(Stuck) + Send + 'static,
+    mut keep: impl FnMut(&Outcome) -> bool,
 ) -> Vec<Outcome> {
     let prog: Arc<Program> = prog.into();
     let (mut ex, mut watch) = watched(prog.clone(), &opts, margin);
@@ -217,7 +226,7 @@ pub fn run_supervised_here<O: Observer>(
             }
         })
         .expect("spawn supervisor thread");
-    let outcomes = p.run(&mut ex, &prog, obs);
+    let outcomes = p.run(&mut ex, &prog, obs, &mut keep);
     // It ends at its next look; unparked, now.
     supervisor.thread().unpark();
     outcomes
