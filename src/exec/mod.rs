@@ -287,3 +287,68 @@ impl<O: Observer> Observer for Option<O> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::text;
+
+    /// Counts the outcomes it is shown.
+    #[derive(Default)]
+    struct Count(Vec<u32>);
+
+    impl Observer for Count {
+        fn after_op(&mut self, _index: usize, _op: &Op, outcome: &Outcome, _state: &ExecState) {
+            self.0.push(outcome.index);
+        }
+    }
+
+    #[test]
+    fn run_keeping_returns_what_the_filter_keeps_and_the_observer_sees_every_outcome() {
+        // A context on /dev/null: its QUERYBUFs fail at once (ENOTTY); sleeps succeed.
+        let prog = text::parse(
+            "# m2mfuzz program v1\nquerybuf c0 queue=out index=0\nsleep ms=0\n\
+             querybuf c0 queue=cap index=1\nsleep ms=0\n",
+        )
+        .unwrap();
+        let mut ex = Executor::new(ExecOptions::default());
+        let null = std::fs::File::open("/dev/null").unwrap();
+        ex.bind(
+            Handle {
+                kind: ResKind::Ctx,
+                id: 0,
+            },
+            Resource::Ctx(Ctx {
+                video: null.into(),
+                media: None,
+                path: "/dev/null".into(),
+                driver: "null".into(),
+                mplane: false,
+                queues: [QueueState::default(); 2],
+            }),
+        );
+        let mut seen = Count::default();
+        let kept = ex.run_keeping(&prog, &mut seen, &mut |o| {
+            !matches!(o.result, OpResult::Ok { .. })
+        });
+        assert_eq!(seen.0, [0, 1, 2, 3]);
+        let kept: Vec<_> = kept.iter().map(|o| (o.index, o.result.clone())).collect();
+        assert_eq!(
+            kept,
+            [
+                (
+                    0,
+                    OpResult::Err {
+                        errno: libc::ENOTTY
+                    }
+                ),
+                (
+                    2,
+                    OpResult::Err {
+                        errno: libc::ENOTTY
+                    }
+                )
+            ]
+        );
+    }
+}
