@@ -37,6 +37,10 @@ struct RunArgs {
     /// Print only the ops that did not succeed (and the verdict), not the whole table.
     #[arg(long, conflicts_with = "json")]
     quiet: bool,
+    /// Print to stderr how long reading the program, finding its nodes and running its ops
+    /// took (the overhead benchmark's per-phase figures).
+    #[arg(long)]
+    timings: bool,
 }
 
 /// The command line. A plain `m2mfuzz run` line is read by hand (`parse_run_only`): clap
@@ -49,14 +53,14 @@ fn parse_cli(args: &[std::ffi::OsString]) -> Cli {
     parse_run_only(args).unwrap_or_else(|| Cli::parse_from(args))
 }
 
-/// A plain `m2mfuzz run [--json|--quiet] [--no-oracles] [--node D=P]… PROGRAM` line (flags in
+/// A plain `m2mfuzz run [--json|--quiet] [--no-oracles] [--timings] [--node D=P]… PROGRAM` line (flags in
 /// any order, each once; `--node=D=P` too); None for anything else, left to the full parser.
 fn parse_run_only(args: &[std::ffi::OsString]) -> Option<Cli> {
     let mut it = args.iter().skip(1);
     if it.next()? != "run" {
         return None;
     }
-    let (mut json, mut no_oracles, mut quiet) = (false, false, false);
+    let (mut json, mut no_oracles, mut quiet, mut timings) = (false, false, false, false);
     let (mut nodes, mut program) = (Vec::new(), None);
     let set = |flag: &mut bool| (!std::mem::replace(flag, true)).then_some(());
     let value = |v: &str| (!v.is_empty() && !v.starts_with('-')).then(|| v.to_string());
@@ -65,6 +69,7 @@ fn parse_run_only(args: &[std::ffi::OsString]) -> Option<Cli> {
             Some("--json") => set(&mut json)?,
             Some("--no-oracles") => set(&mut no_oracles)?,
             Some("--quiet") => set(&mut quiet)?,
+            Some("--timings") => set(&mut timings)?,
             Some("--node") => nodes.push(value(it.next()?.to_str()?)?),
             Some(s) if s.starts_with("--node=") => nodes.push(value(&s["--node=".len()..])?),
             _ if a.as_encoded_bytes().starts_with(b"-") || program.is_some() => return None,
@@ -81,6 +86,7 @@ fn parse_run_only(args: &[std::ffi::OsString]) -> Option<Cli> {
             json,
             no_oracles,
             quiet,
+            timings,
         }),
     })
 }
@@ -336,15 +342,19 @@ fn real_main() -> Result<ExitCode> {
             json,
             no_oracles,
             quiet,
+            timings,
         }) => {
+            let t0 = std::time::Instant::now();
             apply_node_overrides(&nodes)?;
             let prog = program::text::parse_file(&program)?;
+            let t_parsed = t0.elapsed();
             // A node that cannot be found is the user's problem to fix, not an op outcome.
             for op in &prog.ops {
                 if let program::Op::Open { node, .. } = op {
                     device::resolve(node)?;
                 }
             }
+            let t_resolved = t0.elapsed();
             let mut oracles = (!no_oracles).then(|| OracleSet::new(OracleOptions::default()));
             let margin = std::time::Duration::from_secs(30);
             let prog = std::sync::Arc::new(prog);
@@ -367,6 +377,7 @@ fn real_main() -> Result<ExitCode> {
                 // --quiet prints the failures alone: only they are kept.
                 |o| !quiet || !matches!(o.result, m2mfuzz::exec::OpResult::Ok { .. }),
             );
+            let t_ran = t0.elapsed();
             let verdict = oracles.as_mut().map(|o| o.finish()).unwrap_or_default();
             // One write for the whole table, not one per line.
             use std::io::Write;
@@ -392,6 +403,20 @@ fn real_main() -> Result<ExitCode> {
             out.flush()?;
             drop(out);
             print_verdict(&verdict, json)?;
+            if timings {
+                let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+                let run = t_ran - t_resolved;
+                eprintln!(
+                    "timings: read+parse {:.1} ms, node search {:.1} ms, run {:.1} ms ({} ops, \
+                     {:.1} µs/op; with the supervisor's start), report {:.1} ms",
+                    ms(t_parsed),
+                    ms(t_resolved - t_parsed),
+                    ms(run),
+                    prog.ops.len(),
+                    run.as_secs_f64() * 1e6 / prog.ops.len().max(1) as f64,
+                    ms(t0.elapsed() - t_ran)
+                );
+            }
             // The process ends here: the kernel frees a long program and its outcomes at once
             // at exit; freeing them first unmapped them while the supervisor thread lived, 3-4
             // ms of a 10 000-op run in the lab guest.
@@ -831,6 +856,7 @@ mod tests {
             "m2mfuzz run p.m2m --quiet",
             "m2mfuzz run --node vim2m=/dev/video3 --node visl=/dev/video4 --json p.m2m",
             "m2mfuzz run --node=vim2m=/dev/video3 p.m2m --no-oracles --node visl=x",
+            "m2mfuzz run --timings --quiet p.m2m",
             "m2mfuzz run p.m2m --json --no-oracles",
         ] {
             let full = run_args(Cli::try_parse_from(argv(a)).unwrap());
@@ -844,6 +870,7 @@ mod tests {
             "m2mfuzz run",
             "m2mfuzz run --json --quiet p.m2m",
             "m2mfuzz run --quiet p.m2m --quiet",
+            "m2mfuzz run --timings --timings p.m2m",
             "m2mfuzz run --bogus p.m2m",
             "m2mfuzz run p.m2m q.m2m",
             "m2mfuzz run -- p.m2m",

@@ -64,12 +64,21 @@ declare -A loop_n=([prologue]=0 [ioctls]=$n_ioctls [jobs]=$n)
             # The default per-op table, for what printing it costs.
             echo "./timeit 1 /tmp/b/m2mfuzz run --no-oracles $p.m2m >> /host/out/$p-table.txt"
         done
+        # Phases, in-process, untimed from outside: each side's own clock around its ops.
+        [ "$p" = prologue ] && continue
+        for r in 1 2 3 4 5; do
+            echo "./m2mfuzz run --no-oracles --quiet --timings $p.m2m 2>> /tmp/b/$p-m2mfuzz-phases.txt >/dev/null"
+            echo "./loop $p ${loop_n[$p]} 2>> /tmp/b/$p-c-phases.txt"
+        done
+        echo "cp /tmp/b/$p-*-phases.txt /host/out/"
     done
     echo "exit 0"
 } > "$out/job.sh"
 "$LAB_DIR/run.sh" --out "$out" --share "$out/share" --timeout 1800 "$out/job.sh" >&2
 ops() { grep -cv '^#' "$1"; }
 med() { sort -g "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# The median of a number picked out of each line of a phases file by a sed expression.
+phase() { sed -n "$2" "$1" > "$1.$3"; med "$1.$3"; }
 pm=$(med "$out/share/out/prologue-m2mfuzz.txt") pc=$(med "$out/share/out/prologue-c.txt")
 pops=$(ops "$out/share/progs/prologue.m2m")
 for p in ioctls jobs; do
@@ -77,7 +86,11 @@ for p in ioctls jobs; do
         --argjson m "$(med "$out/share/out/$p-m2mfuzz.txt")" --argjson c "$(med "$out/share/out/$p-c.txt")" \
         --argjson t "$(med "$out/share/out/$p-table.txt")" \
         --argjson ms "$(jq -s . "$out/share/out/$p-m2mfuzz.txt")" --argjson cs "$(jq -s . "$out/share/out/$p-c.txt")" \
-        --argjson pm "$pm" --argjson pc "$pc" --argjson reps "$reps" '
+        --argjson pm "$pm" --argjson pc "$pc" --argjson reps "$reps" \
+        --argjson rm "$(phase "$out/share/out/$p-m2mfuzz-phases.txt" 's/.*, \([0-9.]*\) µs\/op.*/\1/p' run)" \
+        --argjson rc "$(phase "$out/share/out/$p-c-phases.txt" 's/.*, \([0-9.]*\) µs\/op.*/\1/p' run)" \
+        --argjson parse "$(phase "$out/share/out/$p-m2mfuzz-phases.txt" 's/.*read+parse \([0-9.]*\) ms.*/\1/p' parse)" \
+        --argjson search "$(phase "$out/share/out/$p-m2mfuzz-phases.txt" 's/.*node search \([0-9.]*\) ms.*/\1/p' search)" '
         # Rep r of each side ran one after the other: the median of their ratios is robust to
         # the boot getting slower or faster while it runs.
         def median: sort | .[(length - 1) / 2 | floor];
@@ -87,9 +100,18 @@ for p in ioctls jobs; do
          m2mfuzz_ops_per_s: ($ops / $m), c_ops_per_s: ($ops / $c), ratio: ($c / $m),
          m2mfuzz_marginal_ops_per_s: (($ops - $pops) / ($m - $pm)),
          c_marginal_ops_per_s: (($ops - $pops) / ($c - $pc)),
-         marginal_ratio: (($c - $pc) / ($m - $pm))}'
+         marginal_ratio: (($c - $pc) / ($m - $pm)),
+         m2mfuzz_run_us_per_op: $rm, c_run_us_per_op: $rc, run_ratio: ($rc / $rm),
+         m2mfuzz_read_parse_ms: $parse, m2mfuzz_node_search_ms: $search}'
 done | jq -s '{date: (now | todate), cpus: 2, accel: "tcg", results: .}' > "$out/overhead.json"
 jq -r '"| program | ops | m2mfuzz ops/s | C loop ops/s | ratio | paired ratio | with per-op table | marginal: m2mfuzz | C | ratio (target ≥ 0.90) | fixed s: m2mfuzz | C |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     (.results[] | "| \(.program) | \(.ops) | \(.m2mfuzz_ops_per_s | round) | \(.c_ops_per_s | round) | \(.ratio * 100 | round / 100) | \(.paired_ratio * 100 | round / 100) | \(.ops / .m2mfuzz_with_table_s | round) | \(.m2mfuzz_marginal_ops_per_s | round) | \(.c_marginal_ops_per_s | round) | \(.marginal_ratio * 100 | round / 100) | \(.m2mfuzz_fixed_s * 100 | round / 100) | \(.c_fixed_s * 1000 | round / 1000) |")' \
     "$out/overhead.json" | tee "$out/overhead.md"
+jq -r '"",
+    "In-process, medians of 5: each side'"'"'s own clock from the first op after the node search to the last (m2mfuzz: `run --timings`, which includes the supervisor thread'"'"'s start).",
+    "",
+    "| program | m2mfuzz µs/op | C loop µs/op | ratio | m2mfuzz read+parse ms | node search ms |",
+    "|---|---:|---:|---:|---:|---:|",
+    (.results[] | "| \(.program) | \(.m2mfuzz_run_us_per_op) | \(.c_run_us_per_op) | \(.run_ratio * 100 | round / 100) | \(.m2mfuzz_read_parse_ms) | \(.m2mfuzz_node_search_ms) |")' \
+    "$out/overhead.json" | tee -a "$out/overhead.md"

@@ -3,7 +3,8 @@
  * QUERYBUFs, or N/4 m2m jobs (QBUF out, QBUF cap, DQBUF out, DQBUF cap after a poll), each with
  * the C reproducer's own helpers so the ioctls and their arguments are the programs'. Nothing is
  * printed per op (a reproducer prints every op, unbuffered; a loop that did would flatter the
- * harness). Exit status 1, with a count on stderr, if any op failed.
+ * harness). Prints to stderr the time from the first op after the node search to the last, as
+ * `m2mfuzz run --timings` does. Exit status 1, with a count on stderr, if any op failed.
  * Built with -I src/repro (for preamble.c) by ci/lab/bench-overhead.sh. */
 #include "preamble.c"
 
@@ -21,6 +22,9 @@ int main(int argc, char **argv)
 		perror("open_node vim2m");
 		return 1;
 	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long ops = 0;
 	{
 		struct v4l2_ext_control c = { .id = 0x981900, .value64 = 1LL };
 		struct v4l2_ext_controls cs = { .which = V4L2_CTRL_WHICH_CUR_VAL, .count = 1, .controls = &c };
@@ -30,9 +34,11 @@ int main(int argc, char **argv)
 	DO(do_fmt(&c0, 1, VIDIOC_S_FMT, 0x50424752, 64, 48, 1));
 	DO(do_reqbufs(&c0, 0, 4, V4L2_MEMORY_MMAP));
 	DO(do_reqbufs(&c0, 1, 4, V4L2_MEMORY_MMAP));
+	ops = 5;
 	if (!strcmp(mode, "ioctls")) {
 		for (long i = 0; i < n; i++)
 			DO(do_buf(&c0, VIDIOC_QUERYBUF, 0, i % 4, -1, -1, -1, -1, -1, -1));
+		ops += n;
 	} else if (!strcmp(mode, "jobs")) {
 		DO(do_stream(&c0, VIDIOC_STREAMON, 0));
 		DO(do_stream(&c0, VIDIOC_STREAMON, 1));
@@ -42,10 +48,14 @@ int main(int argc, char **argv)
 			DO(do_dqbuf(&c0, 0, -1, 2000));
 			DO(do_dqbuf(&c0, 1, -1, 2000));
 		}
+		ops += 2 + n / 4 * 4;
 	} else if (strcmp(mode, "prologue")) {
 		fprintf(stderr, "loop: unknown mode %s\n", mode);
 		return 2;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double us = (t1.tv_sec - t0.tv_sec) * 1e6 + (t1.tv_nsec - t0.tv_nsec) / 1e3;
+	fprintf(stderr, "loop: run %.1f ms (%ld ops, %.1f µs/op)\n", us / 1e3, ops, us / (ops ? ops : 1));
 	if (failed) {
 		fprintf(stderr, "loop %s: %ld ops failed\n", mode, failed);
 		return 1;
