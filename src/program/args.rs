@@ -273,11 +273,14 @@ impl fmt::Display for FourCc {
 impl Arg for FourCc {
     fn to_text(&self) -> Option<String> {
         let b = self.0.to_le_bytes();
-        Some(if b.iter().all(|c| c.is_ascii_alphanumeric()) {
-            fourcc_str(self.0)
-        } else {
-            format!("{:#x}", self.0)
-        })
+        // Four characters that begin `0x` would read back as a number.
+        Some(
+            if b.iter().all(|c| c.is_ascii_alphanumeric()) && !b.starts_with(b"0x") {
+                fourcc_str(self.0)
+            } else {
+                format!("{:#x}", self.0)
+            },
+        )
     }
     fn from_text(s: &str) -> Result<Self, String> {
         if s.starts_with("0x") {
@@ -316,5 +319,30 @@ impl Arg for Node {
         } else {
             Node::Driver(s.to_string())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fourcc_reads_back_as_it_was_written() {
+        // `0x8f` as four characters, a number, a plain fourcc, and bytes that are not characters.
+        for v in [
+            u32::from_le_bytes(*b"0x8f"),
+            0x8f,
+            FourCc::new(b"NV12").0,
+            0x0000_00ff,
+            u32::MAX,
+        ] {
+            let t = FourCc(v).to_text().unwrap();
+            assert_eq!(
+                FourCc::from_text(&t),
+                Ok(FourCc(v)),
+                "{v:#x} written as {t}"
+            );
+        }
+        assert_eq!(FourCc(FourCc::new(b"NV12").0).to_text().unwrap(), "NV12");
     }
 }
