@@ -198,37 +198,32 @@ fn parse_chunked(
 ) -> Result<Program, ReadError> {
     let mut p = Parser::default();
     let mut buf = vec![0u8; chunk];
-    let (mut filled, mut first) = (0, true);
+    // Complete lines are parsed after every read, so `buf` holds at most one partial line.
+    let mut filled = 0;
     loop {
+        if filled == buf.len() {
+            // One line longer than the buffer.
+            buf.resize(buf.len() * 2, 0);
+        }
         let n = match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e.into()),
         };
         filled += n;
         let Some(end) = memchr::memrchr(b'\n', &buf[..filled]).map(|i| i + 1) else {
-            if n == 0 {
-                break;
-            }
-            if filled == buf.len() {
-                // One line longer than the buffer.
-                buf.resize(buf.len() * 2, 0);
-            }
             continue;
         };
-        if first {
+        if p.line == 0 {
             // Lines of the first chunk times chunks in the file; growth covers the rest.
             let lines = memchr::memchr_iter(b'\n', &buf[..end]).count() as u64;
             let est = size.map_or(lines, |s| lines * s / end as u64 + 1);
             p.prog.ops.reserve(est.min(1 << 20) as usize);
-            first = false;
         }
         p.lines(p.text(&buf[..end])?)?;
         buf.copy_within(end..filled, 0);
         filled -= end;
-        if n == 0 && filled == 0 {
-            break;
-        }
     }
     let rest = p.text(&buf[..filled])?;
     p.lines(rest)?;
