@@ -17,14 +17,14 @@ int main(int argc, char **argv)
 	const char *mode = argv[1];
 	long n = atol(argv[2]), failed = 0;
 	static struct ctx c0 = { .fd = -1, .media = -1 };
-#define DO(call) (failed += (call) < 0)
+#define DO(call) (ops++, failed += (call) < 0)
 	if (open_node(&c0, "vim2m") < 0) {
 		perror("open_node vim2m");
 		return 1;
 	}
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	long ops = 0;
+	long ops = 0; /* counted by DO, from the first op after the node search */
 	{
 		struct v4l2_ext_control c = { .id = 0x981900, .value64 = 1LL };
 		struct v4l2_ext_controls cs = { .which = V4L2_CTRL_WHICH_CUR_VAL, .count = 1, .controls = &c };
@@ -34,11 +34,9 @@ int main(int argc, char **argv)
 	DO(do_fmt(&c0, 1, VIDIOC_S_FMT, 0x50424752, 64, 48, 1));
 	DO(do_reqbufs(&c0, 0, 4, V4L2_MEMORY_MMAP));
 	DO(do_reqbufs(&c0, 1, 4, V4L2_MEMORY_MMAP));
-	ops = 5;
 	if (!strcmp(mode, "ioctls")) {
 		for (long i = 0; i < n; i++)
 			DO(do_buf(&c0, VIDIOC_QUERYBUF, 0, i % 4, -1, -1, -1, -1, -1, -1));
-		ops += n;
 	} else if (!strcmp(mode, "jobs")) {
 		DO(do_stream(&c0, VIDIOC_STREAMON, 0));
 		DO(do_stream(&c0, VIDIOC_STREAMON, 1));
@@ -48,7 +46,6 @@ int main(int argc, char **argv)
 			DO(do_dqbuf(&c0, 0, -1, 2000));
 			DO(do_dqbuf(&c0, 1, -1, 2000));
 		}
-		ops += 2 + n / 4 * 4;
 	} else if (strcmp(mode, "prologue")) {
 		fprintf(stderr, "loop: unknown mode %s\n", mode);
 		return 2;
