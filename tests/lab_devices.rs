@@ -793,46 +793,41 @@ fn a_worker_stuck_uninterruptibly_is_reported_not_waited_for() {
 
 #[test]
 #[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
-fn a_program_run_on_this_thread_has_its_stuck_op_reported_by_the_supervisor() {
-    use m2mfuzz::exec::supervise::run_supervised_here;
+fn a_forked_program_s_stuck_op_is_reported_by_the_parent_while_it_is_stuck() {
+    use m2mfuzz::exec::fork::{fork, Side};
     let (prog, opts) = stuck_streamoff();
-    let (tx, rx) = std::sync::mpsc::channel();
     let t = std::time::Instant::now();
-    // This thread is the one stuck: the report comes from the supervisor's, while it is.
-    let mut seen = 0;
-    let outcomes = run_supervised_here(
-        prog,
-        opts,
-        &mut (),
-        Duration::from_millis(500),
-        move |s| {
-            let _ = tx.send((s, t.elapsed()));
-        },
-        |o| {
-            seen += 1;
-            o.index >= 8
-        },
-    );
-    let (stuck, after) = rx.try_recv().expect("the stuck STREAMOFF was reported");
-    assert_eq!(stuck.index, 8, "the STREAMOFF");
-    assert!(
-        after < Duration::from_secs(6),
-        "reported in time: {after:?}"
-    );
-    assert!(
-        stuck.kernel_stack.contains("v4l2_m2m_cancel_job"),
-        "{}",
-        stuck.kernel_stack
-    );
-    // Once the job ended the program did too, every op accounted for; the STREAMOFF's outcome
-    // alone kept.
-    assert_eq!(seen, 9);
-    assert_eq!(
-        outcomes.iter().map(|o| o.index).collect::<Vec<_>>(),
-        [8],
-        "{outcomes:?}"
-    );
-    assert!(t.elapsed() >= Duration::from_secs(9), "{:?}", t.elapsed());
+    match fork(Duration::from_millis(500)).expect("fork") {
+        Side::Executor(child) => {
+            // Once the job ends the program does too, every op accounted for; the STREAMOFF's
+            // outcome alone kept. The child says so by its exit status, and must not return
+            // into the test harness.
+            let mut seen = 0;
+            let kept = child.run(&prog, opts, &mut (), |o| {
+                seen += 1;
+                o.index >= 8
+            });
+            let ok = seen == 9 && kept.iter().map(|o| o.index).eq([8]);
+            // SAFETY: ends the child without running the harness's exit handlers.
+            unsafe { libc::_exit(if ok { 0 } else { 3 }) }
+        }
+        Side::Supervisor(mut parent) => {
+            let stuck = parent.watch().expect_err("STREAMOFF is stuck");
+            assert!(
+                t.elapsed() < Duration::from_secs(6),
+                "reported in time: {:?}",
+                t.elapsed()
+            );
+            assert_the_stuck_streamoff(&stuck);
+            let status = parent.wait();
+            assert_eq!(
+                status.code(),
+                Some(0),
+                "the child ran all nine ops and kept the STREAMOFF's outcome alone"
+            );
+            assert!(t.elapsed() >= Duration::from_secs(9), "{:?}", t.elapsed());
+        }
+    }
 }
 
 /// Count trace lines per event name in `cat trace` text.

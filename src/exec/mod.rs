@@ -2,6 +2,7 @@
 //! It never panics on a kernel error, retries EINTR while the op's deadline allows, bounds every
 //! wait, and releases every fd and mapping when the program ends. Oracles watch through
 //! [`Observer`] without the executor knowing them.
+pub mod fork;
 mod ops;
 pub mod outcome;
 pub mod supervise;
@@ -190,7 +191,9 @@ impl Executor {
                 None => {
                     let deadline = self.state.opts.deadline(op);
                     let st = &mut self.state;
-                    self.watchdog.guard(start, deadline, || st.exec(op)).0
+                    self.watchdog
+                        .guard(index, start, deadline, || st.exec(op))
+                        .0
                 }
             };
             let o = Outcome {

@@ -1,7 +1,8 @@
-//! Bounds blocking ioctls: a ticker (its own thread, or the run's supervisor) interrupts the
-//! executor's thread with a signal once a deadline passes, so an interruptible kernel wait returns EINTR. A task stuck in an
-//! uninterruptible wait cannot be interrupted; the watchdog then keeps a record of it, which the
-//! hang oracle reports instead of waiting forever.
+//! Bounds blocking ioctls: a ticker (its own thread, the run's supervisor thread, or a forked
+//! parent process) interrupts the executor's thread with a signal once a deadline passes, so an
+//! interruptible kernel wait returns EINTR. A task stuck in an uninterruptible wait cannot be
+//! interrupted; the supervisor then reports it from what the watchdog shares ([`Running`]).
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::thread::JoinHandle;
@@ -27,7 +28,7 @@ fn install_handler() {
     });
 }
 
-/// Arming is two atomic stores and wakes nobody: the ticker looks every [`TICK`]
+/// Arming is a few atomic stores and wakes nobody: the ticker looks every [`TICK`]
 /// instead. A deadline fires up to one tick late, which is nothing next to the deadlines
 /// (seconds), while arming per op stays off the syscall path and takes no lock (the harness
 /// overhead benchmark counts every instruction per op).
@@ -36,27 +37,109 @@ pub const TICK: Duration = Duration::from_millis(20);
 /// The armed word: 0 when nothing is armed; otherwise the deadline in milliseconds since the
 /// watchdog started (plus one, so never 0) in the low [`GEN_SHIFT`] bits, an arming counter
 /// above them, and [`FIRED`] on top. The counter makes each arming a distinct word, so the
-/// watchdog can only mark fired (compare-and-swap) the op it judged late.
+/// watchdog can only mark fired (compare-and-swap) the op it judged late, and a reader can tell
+/// that the words it read belong to one arming.
 const GEN_SHIFT: u32 = 40;
 const DEADLINE_MASK: u64 = (1 << GEN_SHIFT) - 1;
 const FIRED: u64 = 1 << 63;
 
+/// What the executor's thread tells its watcher about the op it runs. Plain atomics, so they
+/// work the same between threads and between a process and its forked child.
+#[repr(C)]
+struct Words {
+    /// The armed word (above).
+    armed: AtomicU64,
+    /// When the armed op started: milliseconds since the watchdog started, plus one.
+    started: AtomicU64,
+    /// The armed op's index in its program.
+    index: AtomicU64,
+    /// The executor's thread id.
+    tid: AtomicI32,
+}
+
+/// A page holding the [`Words`], mapped shared: a child forked after it was made shares it
+/// with its parent (a heap allocation would be copied).
+struct SharedWords(NonNull<Words>);
+
+// SAFETY: the page is only ever accessed through the atomics in `Words`.
+unsafe impl Send for SharedWords {}
+// SAFETY: as above.
+unsafe impl Sync for SharedWords {}
+
+impl SharedWords {
+    fn new() -> SharedWords {
+        const { assert!(std::mem::size_of::<Words>() <= 4096) };
+        // SAFETY: a fresh anonymous mapping; zeroed pages are valid `Words` (atomics of 0).
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert!(
+            p != libc::MAP_FAILED,
+            "mapping the watchdog's page: {}",
+            std::io::Error::last_os_error()
+        );
+        SharedWords(NonNull::new(p.cast()).expect("mmap returned a non-null address"))
+    }
+}
+
+impl std::ops::Deref for SharedWords {
+    type Target = Words;
+    fn deref(&self) -> &Words {
+        // SAFETY: mapped in `new`, unmapped only in `drop`.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for SharedWords {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`; nothing refers to it after the last owner.
+        unsafe { libc::munmap(self.0.as_ptr().cast(), 4096) };
+    }
+}
+
 /// Whether the deadline of the op armed now has fired (readable from inside the guarded call).
-#[derive(Clone, Debug)]
-pub struct FiredFlag(Arc<AtomicU64>);
+#[derive(Clone)]
+pub struct FiredFlag(Arc<SharedWords>);
 
 impl FiredFlag {
     /// True once the watchdog judged the armed op late.
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst) & FIRED != 0
+        self.0.armed.load(Ordering::SeqCst) & FIRED != 0
     }
+}
+
+impl std::fmt::Debug for FiredFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FiredFlag({})", self.is_set())
+    }
+}
+
+/// The op a watchdog has armed, as its ticker sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Running {
+    /// Its index in the program.
+    pub index: usize,
+    /// The executor's process id.
+    pub pid: libc::pid_t,
+    /// The executor's thread id.
+    pub tid: libc::pid_t,
+    /// How long it has been running.
+    pub elapsed: Duration,
+    /// How far past its deadline it is (zero while in time).
+    pub late: Duration,
 }
 
 /// A per-executor watchdog: its own thread ([`Watchdog::new`]) or ticked by the run's
 /// supervisor ([`Watchdog::ticked`]).
 pub struct Watchdog {
-    word: Arc<AtomicU64>,
-    tid: Arc<AtomicI32>,
+    words: Arc<SharedWords>,
     base: Instant,
     gen: AtomicU64,
     /// Its own thread and that thread's stop flag; None when a supervisor ticks it.
@@ -64,10 +147,24 @@ pub struct Watchdog {
 }
 
 thread_local! {
-    static TID: libc::pid_t = {
-        // SAFETY: gettid has no preconditions.
-        unsafe { libc::gettid() }
-    };
+    /// This thread's id, once asked (0 before).
+    static TID: std::cell::Cell<libc::pid_t> = const { std::cell::Cell::new(0) };
+}
+
+/// This thread's id, asked of the kernel once per thread.
+fn tid() -> libc::pid_t {
+    TID.with(|t| {
+        if t.get() == 0 {
+            // SAFETY: gettid has no preconditions.
+            t.set(unsafe { libc::gettid() });
+        }
+        t.get()
+    })
+}
+
+/// Forget the cached thread id: the forking thread calls it in a new child, whose id differs.
+pub(super) fn forget_tid() {
+    TID.with(|t| t.set(0));
 }
 
 impl Watchdog {
@@ -90,22 +187,22 @@ impl Watchdog {
     }
 
     /// A watchdog with no thread of its own: whoever holds the [`Ticker`] calls
-    /// [`Ticker::tick`] at least every [`TICK`] (the supervisor of a run, which wakes anyway,
-    /// so a run starts one thread fewer).
+    /// [`Ticker::tick`] at least every [`TICK`] (a run's supervisor, which wakes anyway, so a
+    /// run starts one thread fewer; or the parent of a forked executor, which shares the
+    /// watchdog's words with it).
     pub fn ticked() -> (Watchdog, Ticker) {
         install_handler();
-        let word = Arc::new(AtomicU64::new(0));
-        let tid = Arc::new(AtomicI32::new(0));
+        let words = Arc::new(SharedWords::new());
         let base = Instant::now();
         let ticker = Ticker {
-            word: word.clone(),
-            tid: tid.clone(),
+            words: words.clone(),
+            // SAFETY: getpid has no preconditions.
+            pid: unsafe { libc::getpid() },
             base,
             last_signal: None,
         };
         let w = Watchdog {
-            word,
-            tid,
+            words,
             base,
             gen: AtomicU64::new(0),
             own: None,
@@ -115,20 +212,32 @@ impl Watchdog {
 
     /// The flag `guard` sets when the deadline fires (readable from inside the guarded call).
     pub fn fired_flag(&self) -> FiredFlag {
-        FiredFlag(self.word.clone())
+        FiredFlag(self.words.clone())
     }
 
-    /// Run `f` on this thread, interrupting it every 50 ms once `deadline` has passed since
-    /// `start` (the caller's clock reading, so arming reads no clock). Returns what `f` returned
-    /// and whether the deadline fired.
-    pub fn guard<T>(&self, start: Instant, deadline: Duration, f: impl FnOnce() -> T) -> (T, bool) {
-        let due = (start.saturating_duration_since(self.base) + deadline).as_millis() as u64 + 1;
+    /// Run op `index` as `f` on this thread, interrupting it every 50 ms once `deadline` has
+    /// passed since `start` (the caller's clock reading, so arming reads no clock). Returns what
+    /// `f` returned and whether the deadline fired.
+    pub fn guard<T>(
+        &self,
+        index: usize,
+        start: Instant,
+        deadline: Duration,
+        f: impl FnOnce() -> T,
+    ) -> (T, bool) {
+        let since = start.saturating_duration_since(self.base);
+        let due = (since + deadline).as_millis() as u64 + 1;
         let gen = self.gen.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let word = (due & DEADLINE_MASK) | ((gen << GEN_SHIFT) & !FIRED & !DEADLINE_MASK);
-        self.tid.store(TID.with(|t| *t), Ordering::SeqCst);
-        self.word.store(word, Ordering::SeqCst);
+        let w = &self.words;
+        // Published by the armed word's store, which a reader loads first.
+        w.started
+            .store(since.as_millis() as u64 + 1, Ordering::Relaxed);
+        w.index.store(index as u64, Ordering::Relaxed);
+        w.tid.store(tid(), Ordering::Relaxed);
+        w.armed.store(word, Ordering::SeqCst);
         let r = f();
-        let w = self.word.swap(0, Ordering::SeqCst);
+        let w = w.armed.swap(0, Ordering::SeqCst);
         (r, w & FIRED != 0)
     }
 }
@@ -141,23 +250,33 @@ impl Default for Watchdog {
 
 /// The watchdog's judging side: looks at the armed op and interrupts it once late.
 pub struct Ticker {
-    word: Arc<AtomicU64>,
-    tid: Arc<AtomicI32>,
+    words: Arc<SharedWords>,
+    /// The executor's process: this one, or a forked child.
+    pid: libc::pid_t,
     base: Instant,
     last_signal: Option<Instant>,
 }
 
 impl Ticker {
+    /// Tick for the executor in child process `pid`, forked after [`Watchdog::ticked`].
+    pub(super) fn for_child(&mut self, pid: libc::pid_t) {
+        self.pid = pid;
+    }
+
+    /// Milliseconds since the watchdog started, plus one (the words' unit).
+    fn now_ms(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64 + 1
+    }
+
     /// Look once: past the armed op's deadline, mark it fired and interrupt its thread (again
     /// every 50 ms until it returns).
     pub fn tick(&mut self) {
-        let w = self.word.load(Ordering::SeqCst);
+        let w = self.words.armed.load(Ordering::SeqCst);
         if w == 0 {
             self.last_signal = None;
             return;
         }
-        let now = self.base.elapsed().as_millis() as u64 + 1;
-        if now < w & DEADLINE_MASK
+        if self.now_ms() < w & DEADLINE_MASK
             || self
                 .last_signal
                 .is_some_and(|t| t.elapsed() < Duration::from_millis(50))
@@ -168,16 +287,41 @@ impl Ticker {
         // op returned interrupts the next one, which retries (its deadline has not fired).
         if w & FIRED == 0
             && self
-                .word
+                .words
+                .armed
                 .compare_exchange(w, w | FIRED, Ordering::SeqCst, Ordering::SeqCst)
                 .is_err()
         {
             return;
         }
-        let t = self.tid.load(Ordering::SeqCst);
-        // SAFETY: signals a thread of this process.
-        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), t, SIG) };
+        let t = self.words.tid.load(Ordering::SeqCst);
+        // SAFETY: signals a thread of the executor's process (this one or a forked child).
+        unsafe { libc::syscall(libc::SYS_tgkill, self.pid, t, SIG) };
         self.last_signal = Some(Instant::now());
+    }
+
+    /// The armed op, if any: the words are read between two loads of the armed word, and
+    /// given only if it did not change (so they are one arming's).
+    pub fn running(&self) -> Option<Running> {
+        let w = self.words.armed.load(Ordering::SeqCst);
+        if w == 0 {
+            return None;
+        }
+        let started = self.words.started.load(Ordering::SeqCst);
+        let index = self.words.index.load(Ordering::SeqCst) as usize;
+        let tid = self.words.tid.load(Ordering::SeqCst);
+        if self.words.armed.load(Ordering::SeqCst) & !FIRED != w & !FIRED {
+            return None;
+        }
+        let now = self.now_ms();
+        let ms = Duration::from_millis;
+        Some(Running {
+            index,
+            pid: self.pid,
+            tid,
+            elapsed: ms(now.saturating_sub(started)),
+            late: ms(now.saturating_sub(w & DEADLINE_MASK)),
+        })
     }
 }
 
@@ -213,7 +357,7 @@ mod tests {
         let w = Watchdog::new();
         let flag = w.fired_flag();
         let (r, w_) = nix::unistd::pipe().unwrap();
-        let (n, fired) = w.guard(Instant::now(), Duration::from_millis(50), || {
+        let (n, fired) = w.guard(0, Instant::now(), Duration::from_millis(50), || {
             let n = blocking_read(&r);
             (n, flag.is_set())
         });
@@ -221,7 +365,7 @@ mod tests {
         assert!(fired);
         // A quick op armed after it is neither marked nor left marked.
         let (set_inside, fired) =
-            w.guard(Instant::now(), Duration::from_secs(10), || flag.is_set());
+            w.guard(0, Instant::now(), Duration::from_secs(10), || flag.is_set());
         assert!(!set_inside && !fired);
         drop(w_);
     }
@@ -250,13 +394,13 @@ mod tests {
         });
         let flag = w.fired_flag();
         let start = Instant::now();
-        let (n, fired) = w.guard(start, Duration::from_millis(50), || {
+        let (n, fired) = w.guard(0, start, Duration::from_millis(50), || {
             let n = blocking_read(&r);
             (n, flag.is_set())
         });
         assert_eq!(n, (-libc::EINTR as isize, true));
         assert!(fired && start.elapsed() >= Duration::from_millis(50));
-        let (n, fired) = w.guard(Instant::now(), Duration::from_secs(10), || {
+        let (n, fired) = w.guard(0, Instant::now(), Duration::from_secs(10), || {
             nix::unistd::write(&w_, b"x").unwrap();
             blocking_read(&r)
         });
@@ -270,7 +414,7 @@ mod tests {
         let w = Watchdog::new();
         let (r, w_) = nix::unistd::pipe().unwrap();
         nix::unistd::write(&w_, b"x").unwrap();
-        let (n, fired) = w.guard(Instant::now(), Duration::from_secs(10), || {
+        let (n, fired) = w.guard(0, Instant::now(), Duration::from_secs(10), || {
             blocking_read(&r)
         });
         assert_eq!(n, 1);
