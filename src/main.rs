@@ -37,8 +37,8 @@ struct RunArgs {
     /// Print only the ops that did not succeed (and the verdict), not the whole table.
     #[arg(long, conflicts_with = "json")]
     quiet: bool,
-    /// Print to stderr how long reading the program, finding its nodes and running its ops
-    /// took (the overhead benchmark's per-phase figures).
+    /// Print to stderr how long forking the executor, reading the program, finding its nodes
+    /// and running its ops took (the overhead benchmark's per-phase figures).
     #[arg(long)]
     timings: bool,
 }
@@ -99,7 +99,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Run one program and print each op's outcome.
+    /// Run one program and print each op's outcome (in a forked child; an op stuck in the
+    /// kernel is reported at once).
     Run(RunArgs),
     /// Replay corpus programs (files or directories) and check each gives what its `# expect:`
     /// header says, with its `# switch:` module parameters set; exit 1 on any other outcome.
