@@ -1,7 +1,7 @@
 //! One program in a forked child process, watched by its parent (`m2mfuzz run`). The executor's
-//! process then has one thread, and the kernel looks its fds up on the single-threaded fast
-//! path: with a second thread in the process (the supervisor) every ioctl took the shared-table
-//! path, 2.5-3 µs more per QUERYBUF in the lab (a lockdep kernel under TCG), about 13% of it.
+//! process then has one thread: with a second one (the supervisor) every ioctl took 2.5-3 µs
+//! more in the lab (a lockdep kernel under TCG), about 13% of a QUERYBUF; likely the kernel's
+//! shared-table fd lookup, which a single-threaded process skips.
 //! The parent ticks the child's watchdog through a shared page, reports an op stuck in an
 //! uninterruptible wait, and can end while its child stays stuck.
 use super::supervise::{Stuck, Watch};
