@@ -8,7 +8,8 @@ use super::supervise::{Stuck, Watch};
 use super::watchdog::{self, Watchdog, TICK};
 use super::{ExecOptions, Executor, Observer, Outcome};
 use crate::program::Program;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -37,13 +38,11 @@ pub fn fork(margin: Duration) -> std::io::Result<Side> {
         -1 => Err(std::io::Error::last_os_error()),
         0 => {
             watchdog::forget_tid();
-            // SAFETY: sets this process's parent-death signal; getppid has no preconditions.
-            unsafe {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::getppid() != parent {
-                    // The parent died before prctl: nobody would watch.
-                    libc::_exit(2);
-                }
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            if nix::unistd::getppid().as_raw() != parent {
+                // The parent died before prctl: nobody would watch.
+                // SAFETY: ends this child at once, as the fork's caller never saw it.
+                unsafe { libc::_exit(2) }
             }
             Ok(Side::Executor(Child { watchdog }))
         }
@@ -117,16 +116,13 @@ impl Parent {
     fn wait_a_tick(&mut self) -> Option<ExitStatus> {
         match &self.pidfd {
             Some(fd) => {
-                let mut p = libc::pollfd {
-                    fd: fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd. An EINTR or a time-out both mean: look again.
-                unsafe { libc::poll(&mut p, 1, TICK.as_millis() as i32) };
+                let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                // An EINTR or a time-out both mean: look again.
+                let _ = nix::poll::poll(&mut p, PollTimeout::from(TICK.as_millis() as u16));
             }
             None => std::thread::sleep(TICK),
         }
+        // libc's waitpid, not nix's: std's ExitStatus is made from the raw status.
         let mut status = 0;
         loop {
             // SAFETY: waits for our own child, without blocking.
