@@ -142,11 +142,13 @@ pub fn load_file(path: &Path) -> Result<Entry> {
         list => {
             for l in list {
                 let kind = l.split(':').next().unwrap_or("");
-                if !["hang", "leaked-fence", "splat", "stale-read"].contains(&kind) {
+                if crate::oracle::Kind::from_name(kind).is_none() {
+                    let kinds: Vec<&str> =
+                        crate::oracle::Kind::ALL.iter().map(|k| k.name()).collect();
                     bail!(
-                        "{}: `# expect: {l}`: a finding is `<kind>: <title>` with kind hang, leaked-fence, \
-                         splat or stale-read",
-                        path.display()
+                        "{}: `# expect: {l}`: a finding is `<kind>: <title>` with kind one of {}",
+                        path.display(),
+                        kinds.join(", ")
                     );
                 }
             }

@@ -527,12 +527,8 @@ fn real_main() -> Result<ExitCode> {
                     .strip_prefix("FINDING: ")
                     .and_then(|f| f.split_once(": "))
                 {
-                    let kind = match kind {
-                        "hang" => m2mfuzz::oracle::Kind::Hang,
-                        "stale-read" => m2mfuzz::oracle::Kind::StaleRead,
-                        "leaked-fence" => m2mfuzz::oracle::Kind::LeakedFence,
-                        _ => m2mfuzz::oracle::Kind::Splat,
-                    };
+                    let kind = m2mfuzz::oracle::Kind::from_name(kind)
+                        .unwrap_or(m2mfuzz::oracle::Kind::Splat);
                     let f = m2mfuzz::oracle::Finding::new(
                         kind,
                         title.to_string(),

@@ -46,7 +46,7 @@ fn expectations_are_checked_when_loading() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("kind hang, leaked-fence, splat or stale-read"),
+        e.contains("kind one of hang, leaked-fence, splat, stale-read, bad-reply"),
         "{e}"
     );
     let e = corpus::load_file(&write("both.m2m", "# expect: clean\n# expect: hang: x\n"))

@@ -142,6 +142,7 @@ impl Executor {
 
     /// A new executor with this watchdog (e.g. one its supervisor ticks).
     pub fn with_watchdog(opts: ExecOptions, watchdog: Watchdog) -> Executor {
+        std_fds_open();
         let state = ExecState {
             res: BTreeMap::new(),
             provenance: BTreeMap::new(),
@@ -178,22 +179,49 @@ impl Executor {
     ) -> Vec<Outcome> {
         // Capacity nobody writes to is never faulted in.
         let mut out = Vec::with_capacity(prog.ops.len());
+        // Set once an op panicked: the rest of the program is skipped, not run on a state the
+        // panic may have left half-updated.
+        let mut panicked: Option<usize> = None;
+        // An observer that panicked is not called again; its message explains the skips.
+        let mut observer_panic: Option<String> = None;
         for (index, op) in prog.ops.iter().enumerate() {
-            obs.before_op(index, op);
+            if observer_panic.is_none() {
+                obs.before_op(index, op);
+            }
             let start = Instant::now();
-            let (result, detail) = match self.state.unbound(op) {
-                Some(h) => (
+            let unbound = self.state.unbound(op);
+            let (result, detail) = match (panicked, unbound) {
+                (Some(p), _) => (
+                    OpResult::Skipped {
+                        reason: match &observer_panic {
+                            Some(m) => format!("an oracle panicked after op {p}: {m}"),
+                            None => format!("m2mfuzz panicked at op {p}"),
+                        }
+                        .into(),
+                    },
+                    None,
+                ),
+                (None, Some(h)) => (
                     OpResult::Skipped {
                         reason: format!("{h} is unbound").into(),
                     },
                     None,
                 ),
-                None => {
+                (None, None) => {
                     let deadline = self.state.opts.deadline(op);
                     let st = &mut self.state;
-                    self.watchdog
-                        .guard(index, start, deadline, || st.exec(op))
-                        .0
+                    let r = self.watchdog.guard(index, start, deadline, || {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| st.exec(op)))
+                    });
+                    r.0.unwrap_or_else(|p| {
+                        panicked = Some(index);
+                        (
+                            OpResult::Panicked {
+                                message: Box::new(panic_message(&*p)),
+                            },
+                            None,
+                        )
+                    })
                 }
             };
             let o = Outcome {
@@ -202,7 +230,16 @@ impl Executor {
                 duration_us: Outcome::micros(start.elapsed()),
                 detail,
             };
-            obs.after_op(index, op, &o, &self.state);
+            if observer_panic.is_none() {
+                let st = &self.state;
+                let seen = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    obs.after_op(index, op, &o, st)
+                }));
+                if let Err(p) = seen {
+                    observer_panic = Some(panic_message(&*p));
+                    panicked = panicked.or(Some(index));
+                }
+            }
             if keep(&o) {
                 out.push(o);
             }
@@ -277,6 +314,31 @@ impl ExecState {
     }
 }
 
+/// The text of a caught panic's payload.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with no message".into())
+}
+
+/// Make sure fds 0-2 are open (on /dev/null if they were closed), once per process: then no
+/// fd the kernel hands the executor can be one of them, and one that is shows a lying driver
+/// (see `ExecState::adopt_fd`).
+fn std_fds_open() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for fd in 0..3 {
+            // SAFETY: F_GETFD probes; open() of /dev/null takes the lowest free fd, this one.
+            unsafe {
+                if libc::fcntl(fd, libc::F_GETFD) < 0 {
+                    libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                }
+            }
+        }
+    });
+}
+
 /// No observer: `Option<O>` observes when it holds one.
 impl<O: Observer> Observer for Option<O> {
     fn before_op(&mut self, index: usize, op: &Op) {
@@ -304,6 +366,43 @@ mod tests {
         fn after_op(&mut self, _index: usize, _op: &Op, outcome: &Outcome, _state: &ExecState) {
             self.0.push(outcome.index);
         }
+    }
+
+    /// Panics after its second op.
+    struct PanicsAfterOne(u32);
+
+    impl Observer for PanicsAfterOne {
+        fn after_op(&mut self, index: usize, _op: &Op, _outcome: &Outcome, _state: &ExecState) {
+            self.0 += 1;
+            assert!(index != 1, "oracle bug at op {index}");
+        }
+    }
+
+    #[test]
+    fn a_panicking_oracle_costs_the_rest_of_its_program_not_the_process() {
+        let prog =
+            text::parse("# m2mfuzz program v1\nsleep ms=0\nsleep ms=0\nsleep ms=0\nsleep ms=0\n")
+                .unwrap();
+        let mut ex = Executor::new(ExecOptions::default());
+        let mut obs = PanicsAfterOne(0);
+        let out = ex.run_observed(&prog, &mut obs);
+        assert_eq!(
+            obs.0, 2,
+            "the observer is not called again after it panicked"
+        );
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[1].result, OpResult::Ok { value: 0 });
+        for o in &out[2..] {
+            match &o.result {
+                OpResult::Skipped { reason } => assert!(
+                    reason.starts_with("an oracle panicked after op 1: oracle bug at op 1"),
+                    "{reason}"
+                ),
+                r => panic!("op {} ran after the oracle panicked: {r:?}", o.index),
+            }
+        }
+        // The executor is still usable: the next program runs.
+        assert_eq!(ex.run(&prog).len(), 4);
     }
 
     #[test]

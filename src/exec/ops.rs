@@ -29,11 +29,10 @@ fn ok_detail(v: i64, detail: Detail) -> Done {
     (OpResult::Ok { value: v }, Some(detail))
 }
 
-/// Take ownership of an fd the kernel returned.
-fn owned(fd: i32) -> OwnedFd {
-    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
+/// The most fences a sync_file's SYNC_IOC_FILE_INFO may report before the executor calls the
+/// count a lie: a program's sync_files hold at most one fence per release fence, sw_sync fence
+/// and merge it made, and programs are far shorter than this.
+pub const MAX_FENCES: u32 = 4096;
 
 fn open_path(path: &str, nonblock: bool) -> std::io::Result<OwnedFd> {
     let flags = libc::O_CLOEXEC | if nonblock { libc::O_NONBLOCK } else { 0 };
@@ -89,12 +88,22 @@ impl Buf {
         buf
     }
 
-    /// The struct to pass to the kernel, its planes pointer aimed at this `Buf`'s planes.
-    fn raw(&mut self) -> &mut v4l2_buffer {
+    /// `f(fd, buffer)` for a v4l2_buffer ioctl, the planes pointer aimed at this `Buf`'s own
+    /// planes and `length` clamped to them.
+    fn call(
+        &mut self,
+        fd: RawFd,
+        f: unsafe fn(RawFd, &mut v4l2_buffer) -> nix::Result<i32>,
+    ) -> nix::Result<i32> {
         if self.mplane {
             self.b.m.planes = self.planes.as_mut_ptr();
+            self.b.length = self.b.length.min(VIDEO_MAX_PLANES as u32);
         }
-        &mut self.b
+        // SAFETY: with the multi-planar API the kernel follows `m.planes` for `length` entries,
+        // both set just above to this Buf's own array. A single-planar buffer carries an fd,
+        // an offset, or for USERPTR memory an address the executor never sets (0), which the
+        // kernel checks as it checks any user address.
+        unsafe { f(fd, &mut self.b) }
     }
 
     /// What the outcome shows of the returned buffer.
@@ -110,6 +119,43 @@ impl Buf {
 }
 
 impl ExecState {
+    /// Take ownership of an fd the kernel returned from `what` (an ioctl's name). It must be a
+    /// new, open fd: a driver that says success without writing the fd (it stays -1, as the
+    /// executor sets it) or hands back one the process already has would otherwise make the
+    /// executor close someone else's fd (stdin, another handle's) when the handle goes.
+    pub fn adopt_fd(&self, fd: i32, what: &str) -> Result<OwnedFd, OpResult> {
+        if fd < 0 {
+            return Err(OpResult::bad_reply(format!(
+                "{what} returned success without an fd (fd field {fd})"
+            )));
+        }
+        // Fds 0-2 are always open (super::std_fds_open), so the kernel cannot allocate them.
+        if fd <= 2 || self.owns_fd(fd) {
+            return Err(OpResult::bad_reply(format!(
+                "{what} returned fd {fd}, which the process already had open"
+            )));
+        }
+        // SAFETY: F_GETFD on any number is harmless; it fails for a closed fd.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(OpResult::bad_reply(format!(
+                "{what} returned fd {fd}, which is not open"
+            )));
+        }
+        // SAFETY: the kernel just installed this fd for us; it is open and no resource owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Whether a live resource of the program holds `fd`.
+    fn owns_fd(&self, fd: RawFd) -> bool {
+        self.res.values().any(|r| match r {
+            Resource::Ctx(c) => {
+                c.video.as_raw_fd() == fd || c.media.as_ref().is_some_and(|m| m.as_raw_fd() == fd)
+            }
+            Resource::Fd(f) => f.as_raw_fd() == fd,
+            Resource::Map(_) => false,
+        })
+    }
+
     fn ctx(&self, h: &Handle) -> &Ctx {
         match self.res.get(h) {
             Some(Resource::Ctx(c)) => c,
@@ -233,7 +279,7 @@ impl ExecState {
                     ..Default::default()
                 };
                 self.retry(|| ioctl::g_fmt(c.video.as_raw_fd(), &mut f))?;
-                self.format_result(ctx, *queue, &f)
+                self.format_result(ctx, *queue, &f, "VIDIOC_G_FMT")?
             }
             Op::SFmt {
                 ctx,
@@ -268,7 +314,7 @@ impl ExecState {
                     };
                 }
                 self.retry(|| ioctl::s_fmt(c.video.as_raw_fd(), &mut f))?;
-                self.format_result(ctx, *queue, &f)
+                self.format_result(ctx, *queue, &f, "VIDIOC_S_FMT")?
             }
             Op::Reqbufs {
                 ctx,
@@ -348,7 +394,7 @@ impl ExecState {
             Op::Querybuf { ctx, queue, index } => {
                 let c = self.ctx(ctx);
                 let mut b = Buf::new(c, *queue, *index, c.queues[qidx_any(*queue)].memory);
-                self.retry(|| ioctl::querybuf(c.video.as_raw_fd(), b.raw()))?;
+                self.retry(|| b.call(c.video.as_raw_fd(), ioctl::querybuf))?;
                 ok_detail(b.b.flags.into(), b.facts(None))
             }
             Op::Mmap {
@@ -360,7 +406,7 @@ impl ExecState {
             } => {
                 let c = self.ctx(ctx);
                 let mut b = Buf::new(c, *queue, *index, V4L2_MEMORY_MMAP);
-                self.retry(|| ioctl::querybuf(c.video.as_raw_fd(), b.raw()))?;
+                self.retry(|| b.call(c.video.as_raw_fd(), ioctl::querybuf))?;
                 let p = plane.unwrap_or(0) as usize;
                 // SAFETY: QUERYBUF filled the union member of this API (offset / planes).
                 let (offset, len) = unsafe {
@@ -468,7 +514,7 @@ impl ExecState {
                     b.b.flags |= V4L2_BUF_FLAG_REQUEST_FD;
                     b.b.request_fd = self.fd(r);
                 }
-                self.retry(|| ioctl::qbuf(c.video.as_raw_fd(), b.raw()))?;
+                self.retry(|| b.call(c.video.as_raw_fd(), ioctl::qbuf))?;
                 ok_detail(b.b.index.into(), b.facts(None))
             }
             Op::Dqbuf {
@@ -488,7 +534,7 @@ impl ExecState {
                 let revents =
                     self.poll(fd, events | PollFlags::POLLPRI, self.wait_ms(*timeout_ms))?;
                 let mut b = Buf::new(c, *queue, 0, mem);
-                self.retry(|| ioctl::dqbuf(fd, b.raw()))?;
+                self.retry(|| b.call(fd, ioctl::dqbuf))?;
                 ok_detail(b.b.index.into(), b.facts(Some(revents)))
             }
             Op::Streamon { ctx, queue } | Op::Streamoff { ctx, queue } => {
@@ -516,11 +562,13 @@ impl ExecState {
                     index: *index,
                     plane: plane.unwrap_or(0),
                     flags: flags.map_or((libc::O_CLOEXEC | libc::O_RDWR) as u32, |f| f.0),
+                    fd: -1,
                     ..Default::default()
                 };
                 self.retry(|| ioctl::expbuf(c.video.as_raw_fd(), &mut e))?;
                 let fd = e.fd;
-                self.bind(*ret, Resource::Fd(owned(fd)));
+                let owned = self.adopt_fd(fd, "VIDIOC_EXPBUF")?;
+                self.bind(*ret, Resource::Fd(owned));
                 self.provenance.insert(
                     *ret,
                     BufId {
@@ -538,15 +586,12 @@ impl ExecState {
                 };
                 let fd = self.fd(dmabuf);
                 self.retry(|| ioctl::export_sync_file(fd, &mut e))?;
-                self.bind(*ret, Resource::Fd(owned(e.fd)));
+                let owned = self.adopt_fd(e.fd, "DMA_BUF_IOCTL_EXPORT_SYNC_FILE")?;
+                self.bind(*ret, Resource::Fd(owned));
                 if let Some(b) = self.provenance.get(dmabuf).copied() {
                     self.provenance.insert(*ret, b);
                 }
-                let info = fence_info(e.fd);
-                ok_with(
-                    e.fd.into(),
-                    info.map_or_else(|e| format!("info: {e}"), |i| i.1),
-                )
+                ok_with(e.fd.into(), info_text(e.fd)?)
             }
             Op::ImportSyncFile { dmabuf, sync, dir } => {
                 let mut i = dma_buf_import_sync_file {
@@ -569,7 +614,7 @@ impl ExecState {
                 let fd = self.fd(sync);
                 let wait = self.wait_ms(Some(*timeout_ms));
                 let r = self.poll(fd, PollFlags::POLLIN, wait);
-                let info = fence_info(fd).map_or_else(|e| format!("info: {e}"), |i| i.1);
+                let info = info_text(fd)?;
                 match r {
                     Ok(rev) => ok_with(1, format!("revents={rev:?} {info}")),
                     Err(e) => (e, Some(Detail::Text(info.into()))),
@@ -586,7 +631,7 @@ impl ExecState {
                 ok(rev.bits().into())
             }
             Op::FenceInfo { sync } => {
-                let (status, text) = fence_info(self.fd(sync)).map_err(OpResult::errno)?;
+                let (status, text) = fence_info(self.fd(sync))?;
                 ok_with(status.into(), text)
             }
             Op::Merge { a, b, ret } => {
@@ -598,14 +643,16 @@ impl ExecState {
                 m.name[..7].copy_from_slice(b"m2mfuzz");
                 let fd = self.fd(a);
                 self.retry(|| ioctl::sync_merge(fd, &mut m))?;
-                self.bind(*ret, Resource::Fd(owned(m.fence)));
+                let owned = self.adopt_fd(m.fence, "SYNC_IOC_MERGE")?;
+                self.bind(*ret, Resource::Fd(owned));
                 ok(m.fence.into())
             }
             Op::RequestAlloc { ctx, ret } => {
                 let media_fd = self.media_fd(ctx)?;
                 let mut fd: libc::c_int = -1;
                 self.retry(|| ioctl::request_alloc(media_fd, &mut fd))?;
-                self.bind(*ret, Resource::Fd(owned(fd)));
+                let owned = self.adopt_fd(fd, "MEDIA_IOC_REQUEST_ALLOC")?;
+                self.bind(*ret, Resource::Fd(owned));
                 ok(fd.into())
             }
             Op::RequestQueue { req } => {
@@ -642,7 +689,9 @@ impl ExecState {
                     ..Default::default()
                 };
                 let fd = self.fd(ctx);
-                self.retry(|| ioctl::s_ext_ctrls(fd, &mut cs))?;
+                // SAFETY: `controls` points to the one control `count` says, alive until the
+                // call returns.
+                self.retry(|| unsafe { ioctl::s_ext_ctrls(fd, &mut cs) })?;
                 ok(0)
             }
             Op::SwTimeline { ret } => {
@@ -671,7 +720,8 @@ impl ExecState {
                 d.name[..7].copy_from_slice(b"m2mfuzz");
                 let fd = self.fd(timeline);
                 self.retry(|| ioctl::sw_sync_create_fence(fd, &mut d))?;
-                self.bind(*ret, Resource::Fd(owned(d.fence)));
+                let owned = self.adopt_fd(d.fence, "SW_SYNC_IOC_CREATE_FENCE")?;
+                self.bind(*ret, Resource::Fd(owned));
                 ok(d.fence.into())
             }
             Op::SwInc { timeline, by } => {
@@ -687,8 +737,15 @@ impl ExecState {
         })
     }
 
-    /// Record S_FMT/G_FMT results and describe them.
-    fn format_result(&mut self, ctx: &Handle, queue: Queue, f: &v4l2_format) -> Done {
+    /// Record S_FMT/G_FMT (`what`) results and describe them. A plane count beyond
+    /// VIDEO_MAX_PLANES is a bad reply; the count kept for later QBUFs is clamped.
+    fn format_result(
+        &mut self,
+        ctx: &Handle,
+        queue: Queue,
+        f: &v4l2_format,
+        what: &str,
+    ) -> Result<Done, OpResult> {
         let mplane = self.ctx(ctx).mplane;
         // SAFETY: the kernel filled the union member of the node's API.
         let (w, h, pf, size, planes) = unsafe {
@@ -710,15 +767,20 @@ impl ExecState {
         if let Queue::Out | Queue::Cap = queue {
             let q = &mut self.ctx_mut(ctx).queues[qidx(queue)];
             q.sizeimage = size;
-            q.num_planes = planes.max(1);
+            q.num_planes = planes.clamp(1, VIDEO_MAX_PLANES as u32);
         }
-        ok_with(
+        if planes > VIDEO_MAX_PLANES as u32 {
+            return Err(OpResult::bad_reply(format!(
+                "{what} returned a format of {planes} planes (VIDEO_MAX_PLANES is {VIDEO_MAX_PLANES})"
+            )));
+        }
+        Ok(ok_with(
             size.into(),
             format!(
                 "{w}x{h} {} sizeimage={size} planes={planes}",
                 fourcc_str(pf)
             ),
-        )
+        ))
     }
 
     /// The context's media node fd, opened on first use.
@@ -750,14 +812,33 @@ fn ino(fd: RawFd) -> u64 {
     nix::sys::stat::fstat(fd).map(|s| s.st_ino).unwrap_or(0)
 }
 
-/// SYNC_IOC_FILE_INFO: the status and a line per fence (`driver/timeline status`).
-pub fn fence_info(fd: RawFd) -> nix::Result<(i32, String)> {
+/// [`fence_info`]'s text for an op's detail; an error becomes part of the text, a bad reply
+/// the op's result.
+fn info_text(fd: RawFd) -> Result<String, OpResult> {
+    match fence_info(fd) {
+        Ok((_, text)) => Ok(text),
+        Err(r @ OpResult::BadReply { .. }) => Err(r),
+        Err(e) => Ok(format!("info: {e}")),
+    }
+}
+
+/// SYNC_IOC_FILE_INFO: the status and a line per fence (`driver/timeline status`). A fence
+/// count beyond [`MAX_FENCES`] is a bad reply, not an allocation.
+pub fn fence_info(fd: RawFd) -> Result<(i32, String), OpResult> {
     let mut info = sync_file_info::default();
-    ioctl::sync_file_info(fd, &mut info)?;
+    // SAFETY: with num_fences 0 and a null entry pointer the kernel only counts.
+    unsafe { ioctl::sync_file_info(fd, &mut info) }.map_err(OpResult::errno)?;
+    if info.num_fences > MAX_FENCES {
+        return Err(OpResult::bad_reply(format!(
+            "SYNC_IOC_FILE_INFO reported {} fences in one sync_file",
+            info.num_fences
+        )));
+    }
     let mut fences = vec![sync_fence_info::default(); info.num_fences as usize];
     if !fences.is_empty() {
         info.sync_fence_info = fences.as_mut_ptr() as u64;
-        ioctl::sync_file_info(fd, &mut info)?;
+        // SAFETY: the entry pointer is to `num_fences` live entries.
+        unsafe { ioctl::sync_file_info(fd, &mut info) }.map_err(OpResult::errno)?;
     }
     let list: Vec<String> = fences
         .iter()
@@ -774,4 +855,57 @@ pub fn fence_info(fd: RawFd) -> nix::Result<(i32, String)> {
         info.status,
         format!("status={} fences=[{}]", info.status, list.join(" ")),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::{Handle, ResKind};
+
+    fn lie(r: Result<OwnedFd, OpResult>) -> String {
+        match r {
+            Err(OpResult::BadReply { lie }) => *lie,
+            other => panic!("expected a bad reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_a_new_open_fd_from_the_kernel_is_adopted() {
+        super::super::std_fds_open();
+        let mut st = ExecState::default();
+        assert_eq!(
+            lie(st.adopt_fd(-1, "VIDIOC_EXPBUF")),
+            "VIDIOC_EXPBUF returned success without an fd (fd field -1)"
+        );
+        // Stdin: a driver that leaves EXPBUF's fd field at 0 must not make us own it.
+        assert_eq!(
+            lie(st.adopt_fd(0, "VIDIOC_EXPBUF")),
+            "VIDIOC_EXPBUF returned fd 0, which the process already had open"
+        );
+        let held = open_path("/dev/null", false).unwrap();
+        let n = held.as_raw_fd();
+        st.bind(
+            Handle {
+                kind: ResKind::Dmabuf,
+                id: 0,
+            },
+            Resource::Fd(held),
+        );
+        assert_eq!(
+            lie(st.adopt_fd(n, "SYNC_IOC_MERGE")),
+            format!("SYNC_IOC_MERGE returned fd {n}, which the process already had open")
+        );
+        // A number no fd has.
+        let closed = 1 << 20;
+        assert_eq!(
+            lie(st.adopt_fd(closed, "MEDIA_IOC_REQUEST_ALLOC")),
+            format!("MEDIA_IOC_REQUEST_ALLOC returned fd {closed}, which is not open")
+        );
+        let fresh = open_path("/dev/null", false).unwrap();
+        let raw = std::os::fd::IntoRawFd::into_raw_fd(fresh);
+        let adopted = st
+            .adopt_fd(raw, "VIDIOC_EXPBUF")
+            .expect("a new open fd is adopted");
+        assert_eq!(adopted.as_raw_fd(), raw);
+    }
 }

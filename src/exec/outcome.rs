@@ -28,12 +28,30 @@ pub enum OpResult {
         /// Why (boxed: a rare case that would otherwise make every outcome 8 bytes bigger).
         reason: Box<String>,
     },
+    /// The kernel said success but its answer is impossible (no fd where one was promised, an
+    /// fd the process already had, a count beyond the ABI's limit): a driver bug. The executor
+    /// did not use the answer.
+    BadReply {
+        /// What the kernel claimed, in words (boxed, as `reason`).
+        lie: Box<String>,
+    },
+    /// m2mfuzz itself panicked running the op (caught: the rest of the program is skipped and
+    /// its resources are released, the run goes on).
+    Panicked {
+        /// The panic message.
+        message: Box<String>,
+    },
 }
 
 impl OpResult {
     /// From an errno.
     pub fn errno(e: Errno) -> OpResult {
         OpResult::Err { errno: e as i32 }
+    }
+
+    /// A [`OpResult::BadReply`].
+    pub fn bad_reply(lie: String) -> OpResult {
+        OpResult::BadReply { lie: Box::new(lie) }
     }
 }
 
@@ -160,6 +178,8 @@ impl fmt::Display for OpResult {
             OpResult::Err { errno } => write!(f, "{}", Errno::from_raw(*errno)),
             OpResult::TimedOut => f.write_str("TIMED OUT"),
             OpResult::Skipped { reason } => write!(f, "skipped ({reason})"),
+            OpResult::BadReply { lie } => write!(f, "BAD REPLY ({lie})"),
+            OpResult::Panicked { message } => write!(f, "PANICKED ({message})"),
         }
     }
 }

@@ -73,9 +73,10 @@ impl HangOracle {
                 if crate::uapi::ioctl::export_sync_file(dfd, &mut e).is_err() {
                     return self.findings.push(blocked(index, op, outcome));
                 }
-                // SAFETY: the ioctl returned a new fd that nothing else owns.
-                let sync =
-                    unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(e.fd) };
+                // A bad reply here is the executor's to report when the program exports.
+                let Ok(sync) = st.adopt_fd(e.fd, "DMA_BUF_IOCTL_EXPORT_SYNC_FILE") else {
+                    return self.findings.push(blocked(index, op, outcome));
+                };
                 self.judge_fences(index, op, std::os::fd::AsRawFd::as_raw_fd(&sync), true);
             }
             Op::Dqbuf { .. } | Op::PollDmabuf { .. } => {} // waiting for userspace's own buffers

@@ -5,6 +5,7 @@
 pub mod hang;
 pub mod kmsg;
 pub mod ledger;
+pub mod reply;
 pub mod splat;
 pub mod stale;
 
@@ -27,16 +28,41 @@ pub enum Kind {
     Splat,
     /// A buffer said complete did not hold the output.
     StaleRead,
+    /// The kernel said success with an answer no correct kernel gives (no fd where one was
+    /// promised, a count beyond the ABI's limit).
+    BadReply,
 }
 
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Kind {
+    /// Every kind, in the order reports list them.
+    pub const ALL: [Kind; 5] = [
+        Kind::Hang,
+        Kind::LeakedFence,
+        Kind::Splat,
+        Kind::StaleRead,
+        Kind::BadReply,
+    ];
+
+    /// The kind's name in titles, `# expect:` lines and reproducer output.
+    pub fn name(self) -> &'static str {
+        match self {
             Kind::Hang => "hang",
             Kind::LeakedFence => "leaked-fence",
             Kind::Splat => "splat",
             Kind::StaleRead => "stale-read",
-        })
+            Kind::BadReply => "bad-reply",
+        }
+    }
+
+    /// The kind [`Kind::name`] names.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -142,6 +168,7 @@ pub struct OracleSet {
     trace: Option<Arc<ledger::TraceInstance>>,
     hang: hang::HangOracle,
     stale: stale::StaleOracle,
+    reply: reply::ReplyOracle,
     under_test: splat::UnderTest,
     notes: Vec<String>,
     absorbed: Vec<Finding>,
@@ -196,6 +223,7 @@ impl OracleSet {
             trace,
             hang,
             stale: Default::default(),
+            reply: Default::default(),
             under_test: Default::default(),
             notes,
             absorbed: Vec::new(),
@@ -216,6 +244,7 @@ impl OracleSet {
             kmsg: None,
             trace: None,
             stale: Default::default(),
+            reply: Default::default(),
             under_test: Default::default(),
             notes: Vec::new(),
             absorbed: Vec::new(),
@@ -228,6 +257,7 @@ impl OracleSet {
     pub fn take_local(&mut self) -> Vec<Finding> {
         let mut v = std::mem::take(&mut self.hang.findings);
         v.append(&mut self.stale.findings);
+        v.append(&mut self.reply.findings);
         v
     }
 
@@ -246,6 +276,7 @@ impl OracleSet {
         v.findings.append(&mut self.absorbed);
         v.findings.append(&mut self.hang.findings);
         v.findings.append(&mut self.stale.findings);
+        v.findings.append(&mut self.reply.findings);
         if let Some(t) = &self.trace {
             v.ledger.add_text(&t.take());
             if v.ledger.lost > 0 {
@@ -368,6 +399,7 @@ impl Observer for OracleSet {
     fn after_op(&mut self, index: usize, op: &Op, outcome: &Outcome, state: &ExecState) {
         self.hang.after_op(index, op, outcome, state);
         self.stale.after_op(index, op, outcome, state);
+        self.reply.after_op(index, op, outcome, state);
         // Reading the log as the program goes tells which op a report followed (one read, EAGAIN
         // when there is nothing new): the shrinker cuts the program after it first.
         if let Some(k) = &mut self.kmsg {

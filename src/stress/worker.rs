@@ -146,7 +146,9 @@ impl Worker {
                 for (op, o) in run.program.ops.iter().zip(&outcomes) {
                     match &o.result {
                         OpResult::Skipped { .. } => continue,
-                        OpResult::Err { .. } => run.errors += 1,
+                        OpResult::Err { .. }
+                        | OpResult::BadReply { .. }
+                        | OpResult::Panicked { .. } => run.errors += 1,
                         OpResult::TimedOut => run.timeouts += 1,
                         OpResult::Ok { .. } => {
                             if matches!(
