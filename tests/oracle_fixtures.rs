@@ -4,6 +4,7 @@
 use m2mfuzz::oracle::hang::vb2_fences;
 use m2mfuzz::oracle::ledger::{stable_timeline, Ledger};
 use m2mfuzz::oracle::splat::{self, SplatClass, UnderTest};
+use m2mfuzz::oracle::{expectation_of, splat_signature};
 use std::path::Path;
 
 fn fixture(name: &str, file: &str) -> String {
@@ -47,35 +48,33 @@ fn lockdep_circular_dependencies_are_titled_by_the_publishing_function() {
 
 #[test]
 fn lock_pairs_tell_the_three_lockdep_faults_apart() {
-    let pair = |name: &str| {
-        let t = &splats(name)[0].text;
-        let after = |m: &str| {
-            let mut l = t.lines().skip_while(|l| !l.contains(m));
-            l.nth(1)
-                .unwrap()
-                .split_once('(')
-                .unwrap()
-                .1
-                .split_once(')')
-                .unwrap()
-                .0
-                .to_string()
-        };
-        (after("already holding lock"), after("is trying to acquire"))
-    };
+    // One title, three bugs: the signature the finding store and the shrinker compare carries
+    // the lock pair.
+    let signature = |name: &str| splat_signature(&splats(name)[0]);
+    let title = "splat: possible circular locking dependency in vb2_buffer_attach_release_fence";
     assert_eq!(
-        pair("alloc-in-section"),
-        ("dma_fence_map".into(), "fs_reclaim".into())
-    );
-    assert_eq!(pair("mutex-in-section").0, "dma_fence_map");
-    assert!(
-        pair("mutex-in-section").1.contains("rf_fi_mutex"),
-        "{:?}",
-        pair("mutex-in-section")
+        signature("alloc-in-section"),
+        format!("{title} [dma_fence_map -> fs_reclaim]")
     );
     assert_eq!(
-        pair("section-before-resv-lock").1,
-        "reservation_ww_class_mutex"
+        signature("mutex-in-section"),
+        format!("{title} [dma_fence_map -> rf_fi_mutex]")
+    );
+    assert_eq!(
+        signature("section-before-resv-lock"),
+        format!("{title} [dma_fence_map -> reservation_ww_class_mutex]")
+    );
+    // A corpus `# expect:` line names the title alone.
+    assert_eq!(expectation_of(&signature("mutex-in-section")), title);
+    // Reports that name no lock pair are signed by their title.
+    let s = splats("attach-under-spinlock");
+    assert_eq!(
+        splat_signature(&s[0]),
+        "splat: sleeping function called from invalid context in vb2_buffer_attach_release_fence"
+    );
+    assert_eq!(
+        splat_signature(&s[1]),
+        "splat: invalid wait context in vb2_buffer_attach_release_fence"
     );
 }
 
