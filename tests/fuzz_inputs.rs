@@ -1,7 +1,10 @@
 //! Fuzz inputs: `m2mfuzz decode` prints exactly the program a fuzz target ran for the bytes, and
-//! the committed libFuzzer seeds decode to programs that stream on their target's node.
-use m2mfuzz::profile::driver::by_name;
-use m2mfuzz::program::generate::from_bytes;
+//! the committed libFuzzer seeds, decoded as their target decodes them, together use every op the
+//! generator makes for that driver.
+use m2mfuzz::profile::{by_name, DriverProfile, Requests};
+use m2mfuzz::program::generate::{from_bytes, GenConfig, ACTIONS};
+use m2mfuzz::program::{Op, Program, OP_SIGNATURES};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
@@ -40,23 +43,70 @@ fn decode_prints_the_program_the_target_ran() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The ops after a decoded program's prologue, which opens every context (`open` is a prologue
+/// op only) and ends each with its two STREAMONs: the ops the input chose, not the fixed setup.
+fn after_prologue(p: &Program) -> &[Op] {
+    let contexts = p
+        .ops
+        .iter()
+        .filter(|op| matches!(op, Op::Open { .. }))
+        .count();
+    let end = p
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| matches!(op, Op::Streamon { .. }))
+        .nth(2 * contexts - 1)
+        .map_or_else(|| panic!("no prologue in\n{p}"), |(i, _)| i + 1);
+    &p.ops[end..]
+}
+
+/// The ops the generator's body actions make for a driver: every action that is an op of its
+/// own, the reader's map and canary fill, requests where the driver takes them, controls where
+/// it has some, and the injected sw_sync fences (with the timeline ops around them) where the
+/// generator uses sw_sync (lab drivers).
+fn body_ops(profile: &'static DriverProfile) -> BTreeSet<&'static str> {
+    let mut want: BTreeSet<&str> = ACTIONS
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| OP_SIGNATURES.iter().any(|(op, ..)| op == name))
+        .collect();
+    want.extend(["mmap", "fill"]);
+    if profile.requests != Requests::No {
+        want.extend(["request_alloc", "request_queue", "close_request"]);
+    }
+    if profile.controls.is_empty() {
+        want.remove("set_ctrl");
+    }
+    if GenConfig::new(profile).sw_sync {
+        want.extend(["sw_timeline", "sw_fence", "sw_inc", "close_timeline"]);
+    } else {
+        want.remove("import_sync_file");
+    }
+    want
+}
+
 #[test]
-fn committed_seeds_stream_on_their_targets_node() {
+fn committed_seeds_together_use_every_op_the_generator_makes_for_their_target() {
     let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     for driver in ["rga", "hantro", "vim2m", "visl", "vicodec"] {
         let dir = seeds.join(format!("m2m_{driver}"));
         let profile = by_name(driver).unwrap();
+        let mut used = BTreeSet::new();
         let mut n = 0;
         for e in std::fs::read_dir(&dir).unwrap() {
-            let bytes = std::fs::read(e.unwrap().path()).unwrap();
-            let text = from_bytes(&bytes, profile).to_string();
-            assert!(
-                text.contains(&format!("open node={}", profile.node_selector())),
-                "{driver}: {text}"
-            );
-            assert!(text.contains("streamon"), "{driver}: {text}");
+            let prog = from_bytes(&std::fs::read(e.unwrap().path()).unwrap(), profile);
+            used.extend(after_prologue(&prog).iter().map(Op::name));
             n += 1;
         }
         assert!(n >= 4, "{driver}: only {n} seeds in {}", dir.display());
+        let missing: Vec<_> = body_ops(profile).difference(&used).copied().collect();
+        assert!(
+            missing.is_empty(),
+            "{driver}: no seed in {} uses {missing:?} after its prologue (used: {used:?}); \
+             regenerate with `m2mfuzz fuzz-seeds --driver {driver} -o {}`",
+            dir.display(),
+            dir.display()
+        );
     }
 }

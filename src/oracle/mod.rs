@@ -373,8 +373,10 @@ pub fn expectation_of(signature: &str) -> &str {
     }
 }
 
-/// Lockdep reports with the same title but different lock pairs are different bugs.
-fn splat_signature(s: &splat::Splat) -> String {
+/// A splat finding's signature: `splat: <title>`, with ` [<held> -> <acquired>]` for a lockdep
+/// report that names both locks: reports with one title but different lock pairs are different
+/// bugs.
+pub fn splat_signature(s: &splat::Splat) -> String {
     let lock_after = |marker: &str| {
         let mut lines = s.text.lines().skip_while(|l| !l.contains(marker));
         lines
