@@ -924,3 +924,45 @@ fn a_short_stress_run_is_clean_and_its_counts_match_tracefs() {
     let md = m2mfuzz::report::markdown(&[report]);
     assert!(md.contains("| dma_fence_emit |"), "{md}");
 }
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn the_ledger_s_trace_reads_lose_no_event_that_arrives_between_them() {
+    use m2mfuzz::oracle::ledger::TraceInstance;
+    let t = TraceInstance::create().expect("the lab kernel has tracefs and the fence events");
+    t.take();
+    // Markers go into the same ring buffer; the old read-then-clear dropped every one written
+    // between the read and the clear.
+    let marker = t.dir().join("trace_marker");
+    let n = 20_000;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&marker)
+            .unwrap();
+        for i in 0..n {
+            f.write_all(format!("m2mfuzz-marker {i}\n").as_bytes())
+                .unwrap();
+        }
+        tx.send(()).unwrap();
+    });
+    let mut seen = 0;
+    let mut reads = 0;
+    loop {
+        let done = rx.try_recv().is_ok();
+        seen += t.take().matches("m2mfuzz-marker").count();
+        reads += 1;
+        if done {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    seen += t.take().matches("m2mfuzz-marker").count();
+    assert!(
+        reads > 10,
+        "the reads overlapped the writes ({reads} reads)"
+    );
+    assert_eq!(seen, n, "every marker read exactly once over {reads} reads");
+}

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// One fence's life as the trace saw it.
@@ -161,9 +162,18 @@ impl Ledger {
     }
 }
 
-/// A tracefs instance with the dma_fence and vb2 events on.
+/// A tracefs instance with the dma_fence and vb2 events on, read through its `trace_pipe`: a
+/// consuming read loses nothing between two reads (reading `trace`, then clearing it, dropped
+/// every event that came in between, unmarked).
 pub struct TraceInstance {
     dir: PathBuf,
+    pipe: std::sync::Mutex<Pipe>,
+}
+
+/// The open `trace_pipe` (non-blocking) and a partial last line held for the next read.
+struct Pipe {
+    file: Option<fs::File>,
+    rest: Vec<u8>,
 }
 
 fn tracefs() -> Option<&'static Path> {
@@ -189,7 +199,19 @@ impl TraceInstance {
         if !dir.exists() {
             fs::create_dir(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         }
-        let t = TraceInstance { dir };
+        let pipe_path = dir.join("trace_pipe");
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&pipe_path)
+            .map_err(|e| format!("open {}: {e}", pipe_path.display()))?;
+        let t = TraceInstance {
+            dir,
+            pipe: std::sync::Mutex::new(Pipe {
+                file: Some(file),
+                rest: Vec::new(),
+            }),
+        };
         let _ = fs::write(t.dir.join("buffer_size_kb"), "8192");
         for sys in ["dma_fence", "vb2"] {
             let p = t.dir.join("events").join(sys).join("enable");
@@ -203,18 +225,41 @@ impl TraceInstance {
         Ok(t)
     }
 
-    /// Read the events so far and clear the buffer.
+    /// The events since the last call, whole lines only (consumed from the ring buffer).
     pub fn take(&self) -> String {
-        let p = self.dir.join("trace");
-        let text = fs::read_to_string(&p).unwrap_or_default();
-        // Opening `trace` for writing with truncation clears the ring buffer.
-        let _ = fs::write(&p, "");
-        text
+        use std::io::Read;
+        let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
+        let Pipe { file, rest } = &mut *pipe;
+        let mut buf = std::mem::take(rest);
+        if let Some(f) = file {
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                match f.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    // EAGAIN: nothing more now. Any other error: what was read is kept.
+                    Err(_) => break,
+                }
+            }
+        }
+        let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        *rest = buf.split_off(whole);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// The instance's directory (its `trace_marker` writes into the same ring buffer).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
 impl Drop for TraceInstance {
     fn drop(&mut self) {
+        // The pipe first: an instance with a reader open cannot be removed.
+        if let Ok(p) = self.pipe.get_mut() {
+            p.file = None;
+        }
         for sys in ["dma_fence", "vb2"] {
             let _ = fs::write(self.dir.join("events").join(sys).join("enable"), "0");
         }

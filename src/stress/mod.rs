@@ -108,6 +108,8 @@ pub struct Totals {
     pub findings: BTreeMap<String, u64>,
     /// Trace ring-buffer losses (counts are low when non-zero).
     pub trace_lost: u64,
+    /// Writes to the run directory that failed (the run went on without them).
+    pub store_errors: u64,
 }
 
 /// One epoch's statistics: a line of `RUN/epochs.jsonl`, read back by the report.
@@ -386,20 +388,22 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
         for (f, own) in fresh {
             // Seen = when the oracles concluded, not when the epoch began.
             let seen = t0.elapsed().as_secs_f64();
-            if let Some(n) = store_finding(&store, &f, own, &programs, epoch, seen, &switches)? {
+            let r = store_finding(&store, &f, own, &programs, epoch, seen, &switches);
+            if let Some(Some(n)) = store.keep(&format!("finding {f}"), r) {
                 new_findings.push(n);
             }
         }
         for (f, e, progs) in confirmed {
             let seen = t0.elapsed().as_secs_f64();
-            if let Some(n) = store_finding(&store, &f, None, &progs, e, seen, &switches)? {
+            let r = store_finding(&store, &f, None, &progs, e, seen, &switches);
+            if let Some(Some(n)) = store.keep(&format!("finding {f}"), r) {
                 new_findings.push(n);
             }
         }
 
         let mut stats = EpochStats::new(epoch, epoch_t0, t0.elapsed().as_secs_f64(), &runs, &v);
         stats.new_findings = new_findings;
-        store.epoch(&serde_json::to_value(&stats)?)?;
+        store.keep("epochs.jsonl", store.epoch(&serde_json::to_value(&stats)?));
         totals.add(&stats);
         for n in &v.notes {
             progress.note(n);
@@ -427,15 +431,16 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
     if epoch > 0 {
         let mut stats = EpochStats::new(epoch, now, now, &[], &v);
         stats.final_drain = true;
-        store.epoch(&serde_json::to_value(&stats)?)?;
+        store.keep("epochs.jsonl", store.epoch(&serde_json::to_value(&stats)?));
         totals.add(&stats);
     }
     // Every fd is closed and the grace has passed: what the drain shows is final.
     for f in v.findings.drain(..) {
-        store_finding(&store, &f, None, &[], epoch, now, &switches)?;
+        let r = store_finding(&store, &f, None, &[], epoch, now, &switches);
+        store.keep(&format!("finding {f}"), r);
     }
     for p in pending.into_iter().filter(|p| !p.resolved_by(&v.ledger)) {
-        store_finding(
+        let r = store_finding(
             &store,
             &p.finding,
             None,
@@ -443,12 +448,22 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
             p.epoch,
             now,
             &switches,
-        )?;
+        );
+        store.keep(&format!("finding {}", p.finding), r);
     }
     totals.seconds = t0.elapsed().as_secs_f64();
     totals.findings = count_findings(&store);
+    totals.store_errors = store.errors.load(Ordering::Relaxed);
     progress.finish(&totals);
     store.summary(&serde_json::to_value(&totals)?)?;
+    if totals.store_errors > 0 {
+        anyhow::bail!(
+            "{} writes to the run directory {} failed (reported above): its record of the run is \
+             incomplete; free space or fix the file system and run again",
+            totals.store_errors,
+            opts.out.display()
+        );
+    }
     Ok(totals)
 }
 

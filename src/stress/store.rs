@@ -66,15 +66,26 @@ pub struct RunDir {
     epochs: Mutex<File>,
     /// Signature → metadata of findings stored so far.
     pub known: Mutex<BTreeMap<String, FindingMeta>>,
+    /// Writes that failed (each reported on stderr as it happened; see [`RunDir::keep`]).
+    pub errors: std::sync::atomic::AtomicU64,
+}
+
+/// fsync a directory, so the names created or renamed in it survive a crash (a file's own
+/// fsync does not make its directory entry durable).
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("fsync directory {}", dir.display()))
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("write {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
-    Ok(())
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// A file-name-safe, stable slug of a signature.
@@ -112,6 +123,10 @@ impl RunDir {
         fs::create_dir_all(path.join("journal"))
             .and_then(|_| fs::create_dir_all(path.join("findings")))
             .with_context(|| format!("create run directory {}", path.display()))?;
+        sync_dir(path)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
         write_synced(
             &path.join("run.json"),
             serde_json::to_string_pretty(run_json)?.as_bytes(),
@@ -124,7 +139,23 @@ impl RunDir {
             path: path.to_path_buf(),
             epochs: Mutex::new(epochs),
             known: Mutex::new(BTreeMap::new()),
+            errors: Default::default(),
         })
+    }
+
+    /// `r`'s value, or None with the error reported on stderr and counted in
+    /// [`RunDir::errors`]: a full disk costs the record that could not be written, not the run
+    /// and the findings after it.
+    pub fn keep<T>(&self, what: &str, r: Result<T>) -> Option<T> {
+        r.map_err(|e| {
+            self.errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            eprintln!(
+                "m2mfuzz stress: could not write {what} in {}: {e:#}; the run goes on",
+                self.path.display()
+            );
+        })
+        .ok()
     }
 
     /// Journal a program before it runs: on disk (fsynced) before the first ioctl.
@@ -142,17 +173,18 @@ impl RunDir {
             .path
             .join("journal")
             .join(format!("worker-{}.log", r.worker));
-        let mut f = OpenOptions::new().create(true).append(true).open(p)?;
-        writeln!(f, "{} {} {result}", r.k, r.seed)?;
+        let mut f = OpenOptions::new().create(true).append(true).open(&p)?;
+        writeln!(f, "{} {} {result}", r.k, r.seed)
+            .with_context(|| format!("append to {}", p.display()))?;
         Ok(())
     }
 
     /// Append one epoch's statistics (fsynced: the report must survive a panic).
     pub fn epoch(&self, line: &serde_json::Value) -> Result<()> {
-        let mut f = self.epochs.lock().unwrap();
-        writeln!(f, "{line}")?;
-        f.sync_data()?;
-        Ok(())
+        let mut f = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        writeln!(f, "{line}")
+            .and_then(|_| f.sync_data())
+            .with_context(|| format!("append to {}", self.path.join("epochs.jsonl").display()))
     }
 
     /// Store a finding: new signatures get a directory, written under a temporary name and
@@ -194,7 +226,10 @@ impl RunDir {
                 p.to_string().as_bytes(),
             )?;
         }
+        sync_dir(&tmp.join("programs"))?;
+        sync_dir(&tmp)?;
         fs::rename(&tmp, &dir).with_context(|| format!("store finding in {}", dir.display()))?;
+        sync_dir(&self.path.join("findings"))?;
         known.insert(f.signature.clone(), meta);
         Ok(true)
     }
@@ -291,4 +326,39 @@ pub fn recover(run: &Path) -> Result<Vec<Recovered>> {
     }
     out.sort_by_key(|r| r.worker);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::{Finding, Kind};
+
+    #[test]
+    fn a_finding_that_cannot_be_written_is_reported_and_the_next_one_is_stored() {
+        let dir = std::env::temp_dir().join(format!("m2mfuzz-store-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+        let prog = crate::program::text::parse("# m2mfuzz program v1\nsleep ms=0\n").unwrap();
+        let a = Finding::new(Kind::Hang, "a".into(), "evidence".into(), None);
+        let b = Finding::new(Kind::Hang, "b".into(), "evidence".into(), None);
+        // A file where the finding's temporary directory goes: its write fails as on a broken
+        // file system (permissions would not stop root).
+        let blocker = dir
+            .join("findings")
+            .join(format!(".tmp-{}", slug(&a.signature)));
+        fs::write(&blocker, "not a directory").unwrap();
+        let meta = FindingMeta::default();
+        let r = store.finding(&a, meta.clone(), &prog, &[]);
+        assert!(r.is_err(), "the blocked write fails");
+        assert_eq!(store.keep("finding a", r), None);
+        assert_eq!(store.errors.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let r = store.finding(&b, meta, &prog, &[]);
+        assert_eq!(store.keep("finding b", r), Some(true));
+        assert!(dir
+            .join("findings")
+            .join(slug(&b.signature))
+            .join("finding.json")
+            .is_file());
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

@@ -110,9 +110,7 @@ impl Worker {
                 k,
                 seed: program_seed(self.base_seed, self.id, k),
             };
-            if let Err(e) = store.journal_start(&r, &program) {
-                eprintln!("m2mfuzz: worker {}: journal: {e:#}", self.id);
-            }
+            store.keep("the journal", store.journal_start(&r, &program));
             if let Some(f) = &mut self.kmsg {
                 // A marker in the kernel log ties a panic on the console to the program.
                 let _ = f.write_all(super::store::marker(self.id, k, r.seed).as_bytes());
@@ -123,7 +121,7 @@ impl Worker {
                 (false, true) => "ok",
                 (false, false) => "finding",
             };
-            let _ = store.journal_end(&run.r, result);
+            store.keep("the journal", store.journal_end(&run.r, result));
             // A stuck program's thread stays lost in the kernel; the next one gets a fresh thread.
             let _ = done.send(run);
         }
