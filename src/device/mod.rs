@@ -338,9 +338,20 @@ pub fn override_var(selector: &str) -> String {
 }
 
 /// Use `path` for the node selector (`vim2m`, `vicodec:stateless-decoder`) from now on in this
-/// process, as `--node` and profile `node =` ask.
+/// process, as `--node` and profile `node =` ask. Kept in the process's own table, not the
+/// environment: `setenv` races every `getenv` of any other thread (a kmsg reader, a worker).
 pub fn set_node_override(selector: &str, path: impl AsRef<std::ffi::OsStr>) {
-    std::env::set_var(override_var(selector), path);
+    overrides()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(selector.to_string(), PathBuf::from(path.as_ref()));
+}
+
+/// Selector → path set by [`set_node_override`].
+fn overrides() -> &'static std::sync::Mutex<std::collections::HashMap<String, PathBuf>> {
+    static O: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
+        std::sync::OnceLock::new();
+    O.get_or_init(Default::default)
 }
 
 /// Resolved selectors of this process: every program's `open` resolves its node, and a scan opens
@@ -417,6 +428,14 @@ pub fn resolve(node: &Node) -> Result<PathBuf> {
         Node::Path(p) => return Ok(PathBuf::from(p)),
         Node::Driver(d) => d,
     };
+    let set = overrides()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(sel)
+        .cloned();
+    if let Some(p) = set {
+        return Ok(p);
+    }
     let var = override_var(sel);
     if let Some(p) = std::env::var_os(&var) {
         return Ok(PathBuf::from(p));
@@ -485,5 +504,22 @@ mod tests {
             ]
         );
         assert_eq!(numbered(dir.to_str().unwrap(), "video"), None);
+    }
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+
+    #[test]
+    fn a_node_override_is_the_process_s_own_and_leaves_the_environment_alone() {
+        let sel = "m2mfuzz-test-driver:node";
+        set_node_override(sel, "/dev/video42");
+        assert_eq!(
+            resolve(&crate::program::Node::Driver(sel.into())).unwrap(),
+            PathBuf::from("/dev/video42")
+        );
+        // setenv in a threaded process races every getenv: the override must not be one.
+        assert_eq!(std::env::var_os(override_var(sel)), None);
     }
 }
