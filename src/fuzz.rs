@@ -174,7 +174,12 @@ impl Harness {
         let t1 = Instant::now();
         let findings = match result {
             Ok((_, mut oracles)) => oracles.finish().findings,
-            Err(stuck) => vec![Finding::stuck(&prog.ops[stuck.index], &stuck)],
+            Err(run) => {
+                // What the oracles saw before the op stuck is kept (a WARN that preceded it).
+                let mut v = run.with_observer(|o| o.so_far()).findings;
+                v.push(Finding::stuck(&prog.ops[run.stuck.index], &run.stuck));
+                v
+            }
         };
         let t2 = Instant::now();
         self.execs += 1;

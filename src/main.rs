@@ -314,6 +314,7 @@ fn supervise_run(
     parent: &mut fork::Parent,
     program: &std::path::Path,
     json: bool,
+    kmsg: Option<m2mfuzz::oracle::kmsg::KmsgReader>,
 ) -> Result<ExitCode> {
     use std::os::unix::process::ExitStatusExt;
     let stuck = match parent.watch() {
@@ -340,10 +341,11 @@ fn supervise_run(
             program.display()
         )
     })?;
-    let v = Verdict {
-        findings: vec![m2mfuzz::oracle::Finding::stuck(op, &stuck)],
-        ..Default::default()
+    let mut v = match kmsg {
+        Some(k) => OracleSet::kmsg_only(OracleOptions::default(), k).so_far(),
+        None => Verdict::default(),
     };
+    v.findings.push(m2mfuzz::oracle::Finding::stuck(op, &stuck));
     print_verdict(&v, json)?;
     Ok(ExitCode::from(1))
 }
@@ -389,11 +391,19 @@ fn real_main() -> Result<ExitCode> {
             apply_node_overrides(&nodes)?;
             // The program runs in a child process with one thread; this one watches it.
             let margin = std::time::Duration::from_secs(30);
+            // The parent reads the kernel log from here if the child gets stuck: what the
+            // kernel printed before (a WARN, a lockdep report) is still judged then.
+            let kmsg = (!no_oracles)
+                .then(m2mfuzz::oracle::kmsg::KmsgReader::open)
+                .and_then(|r| r.ok());
             let child = match fork::fork(margin).context("forking the executor process")? {
                 fork::Side::Supervisor(mut parent) => {
-                    return supervise_run(&mut parent, &program, json)
+                    return supervise_run(&mut parent, &program, json, kmsg)
                 }
-                fork::Side::Executor(child) => child,
+                fork::Side::Executor(child) => {
+                    drop(kmsg);
+                    child
+                }
             };
             let t_forked = t0.elapsed();
             let prog = program::text::parse_file(&program)?;

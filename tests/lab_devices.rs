@@ -779,18 +779,43 @@ fn assert_the_stuck_streamoff(stuck: &m2mfuzz::exec::supervise::Stuck) {
 #[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
 fn a_worker_stuck_uninterruptibly_is_reported_not_waited_for() {
     use m2mfuzz::exec::supervise::run_supervised;
-    let (prog, opts) = stuck_streamoff();
+    use m2mfuzz::exec::{ExecState, Observer};
+    /// What the observer was shown: (op, result).
+    #[derive(Debug, Default)]
+    struct Seen(Vec<(u32, OpResult)>);
+    impl Observer for Seen {
+        fn after_op(&mut self, _: usize, _: &m2mfuzz::program::Op, o: &Outcome, _: &ExecState) {
+            self.0.push((o.index, o.result.clone()));
+        }
+    }
+    let (mut prog, opts) = stuck_streamoff();
+    // An op after the stuck one: it must not run when the STREAMOFF comes back.
+    prog.ops.push(
+        text::parse("# m2mfuzz program v1\nsleep ms=0\n")
+            .unwrap()
+            .ops[0]
+            .clone(),
+    );
     let t = std::time::Instant::now();
-    let stuck =
-        run_supervised(prog, opts, (), Duration::from_millis(500)).expect_err("STREAMOFF is stuck");
+    let run = run_supervised(prog, opts, Seen::default(), Duration::from_millis(500))
+        .expect_err("STREAMOFF is stuck");
     assert!(
         t.elapsed() < Duration::from_secs(6),
         "reported in time: {:?}",
         t.elapsed()
     );
-    assert_the_stuck_streamoff(&stuck);
-    // Let the job end before the next test uses vim2m.
+    assert_the_stuck_streamoff(&run.stuck);
+    // The observer's record of the ops before the stuck one is the caller's, not lost.
+    let before: Vec<u32> = run.with_observer(|s| s.0.iter().map(|o| o.0).collect());
+    assert_eq!(before, (0..8).collect::<Vec<_>>());
+    // Let the job end (the STREAMOFF returns) before the next test uses vim2m.
     std::thread::sleep(Duration::from_secs(10));
+    let after = run.with_observer(|s| s.0.clone());
+    assert_eq!(after.len(), 10, "{after:?}");
+    match &after[9].1 {
+        OpResult::Skipped { reason } => assert!(reason.starts_with("abandoned"), "{reason}"),
+        r => panic!("the op after the stuck one ran: {r}"),
+    }
 }
 
 #[test]

@@ -132,6 +132,7 @@ pub struct ExecState {
 pub struct Executor {
     watchdog: Watchdog,
     state: ExecState,
+    abandon: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Executor {
@@ -149,7 +150,17 @@ impl Executor {
             opts,
             fired: Some(watchdog.fired_flag()),
         };
-        Executor { watchdog, state }
+        Executor {
+            watchdog,
+            state,
+            abandon: Default::default(),
+        }
+    }
+
+    /// A flag that, once set, skips every op not yet started: a supervisor that reported an op
+    /// stuck sets it, so the program does not go on unjournaled when the op comes back.
+    pub fn abandon_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.abandon.clone()
     }
 
     /// Bind a resource the program does not open itself, e.g. a context on an fd opened
@@ -190,7 +201,16 @@ impl Executor {
             }
             let start = Instant::now();
             let unbound = self.state.unbound(op);
+            let abandoned = self.abandon.load(std::sync::atomic::Ordering::Relaxed);
             let (result, detail) = match (panicked, unbound) {
+                (None, _) if abandoned => (
+                    OpResult::Skipped {
+                        reason: "abandoned: an earlier op was reported stuck in the kernel"
+                            .to_string()
+                            .into(),
+                    },
+                    None,
+                ),
                 (Some(p), _) => (
                     OpResult::Skipped {
                         reason: match &observer_panic {

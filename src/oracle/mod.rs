@@ -232,6 +232,14 @@ impl OracleSet {
         }
     }
 
+    /// Only the kernel log, from where `kmsg` stands: for a parent whose forked executor may
+    /// get stuck, so that what the kernel printed meanwhile is still judged ([`OracleSet::so_far`]).
+    pub fn kmsg_only(opts: OracleOptions, kmsg: kmsg::KmsgReader) -> OracleSet {
+        let mut set = OracleSet::local(opts);
+        set.kmsg = Some(kmsg);
+        set
+    }
+
     /// Only the per-program oracles (hangs and stale reads): for one of several concurrent
     /// workers, whose kernel-wide evidence (kmsg, ledger) one shared [`OracleSet::new`] reads.
     pub fn local(opts: OracleOptions) -> OracleSet {
@@ -285,6 +293,35 @@ impl OracleSet {
             }
             self.ledger_findings(&mut v);
         }
+        self.kmsg_findings(&mut v);
+        if crate::device::debug_state::read().lockdep_enabled == Some(false)
+            && !v.notes.iter().any(|n| n.contains("lockdep switched"))
+        {
+            v.notes.push(
+                "lockdep is off (debug_locks 0): further lockdep findings need a reboot".into(),
+            );
+        }
+        dedup(&mut v.findings);
+        v
+    }
+
+    /// What the oracles have while the program's executor is stuck in the kernel: the
+    /// per-program findings and the kernel reports read so far (no grace, no ledger: fences of
+    /// a program still running are not leaks yet).
+    pub fn so_far(&mut self) -> Verdict {
+        let mut v = Verdict {
+            notes: std::mem::take(&mut self.notes),
+            ..Default::default()
+        };
+        v.findings.append(&mut self.absorbed);
+        v.findings.append(&mut self.take_local());
+        self.kmsg_findings(&mut v);
+        dedup(&mut v.findings);
+        v
+    }
+
+    /// Kernel reports in the log since the set began (or its last read), as findings.
+    fn kmsg_findings(&mut self, v: &mut Verdict) {
         if let Some(k) = &mut self.kmsg {
             let mut text = std::mem::take(&mut self.kmsg_text);
             text.push_str(&k.read_new());
@@ -314,16 +351,8 @@ impl OracleSet {
                     v.elsewhere.push(f);
                 }
             }
+            self.kmsg_marks.clear();
         }
-        if crate::device::debug_state::read().lockdep_enabled == Some(false)
-            && !v.notes.iter().any(|n| n.contains("lockdep switched"))
-        {
-            v.notes.push(
-                "lockdep is off (debug_locks 0): further lockdep findings need a reboot".into(),
-            );
-        }
-        dedup(&mut v.findings);
-        v
     }
 
     fn ledger_findings(&self, v: &mut Verdict) {

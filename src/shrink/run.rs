@@ -97,7 +97,11 @@ pub fn findings_concurrently(
                     let local = OracleSet::local(opts);
                     match run_supervised(p.clone(), ExecOptions::default(), local, margin) {
                         Ok((_, mut o)) => o.take_local(),
-                        Err(stuck) => vec![Finding::stuck(&p.ops[stuck.index], &stuck)],
+                        Err(run) => {
+                            let mut v = run.with_observer(|o| o.take_local());
+                            v.push(Finding::stuck(&p.ops[run.stuck.index], &run.stuck));
+                            v
+                        }
                     }
                 })
             })

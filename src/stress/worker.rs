@@ -164,11 +164,14 @@ impl Worker {
                 }
                 run.findings = oracles.take_local();
             }
-            Err(stuck) => {
+            Err(stuck_run) => {
+                let stuck = &stuck_run.stuck;
                 run.stuck = true;
                 run.ops = stuck.index as u64 + 1;
+                // The hangs and stale reads seen before the op stuck are this program's too.
+                run.findings = stuck_run.with_observer(|o| o.take_local());
                 run.findings
-                    .push(Finding::stuck(&run.program.ops[stuck.index], &stuck));
+                    .push(Finding::stuck(&run.program.ops[stuck.index], stuck));
             }
         }
         run
