@@ -771,7 +771,7 @@ impl ExecState {
         }
         if planes > VIDEO_MAX_PLANES as u32 {
             return Err(OpResult::bad_reply(format!(
-                "{what} returned a format of {planes} planes (VIDEO_MAX_PLANES is {VIDEO_MAX_PLANES})"
+                "{what} returned more planes than VIDEO_MAX_PLANES ({planes} planes, limit {VIDEO_MAX_PLANES})"
             )));
         }
         Ok(ok_with(
@@ -830,7 +830,7 @@ pub fn fence_info(fd: RawFd) -> Result<(i32, String), OpResult> {
     unsafe { ioctl::sync_file_info(fd, &mut info) }.map_err(OpResult::errno)?;
     if info.num_fences > MAX_FENCES {
         return Err(OpResult::bad_reply(format!(
-            "SYNC_IOC_FILE_INFO reported {} fences in one sync_file",
+            "SYNC_IOC_FILE_INFO reported more fences than a program can build ({} fences, limit {MAX_FENCES})",
             info.num_fences
         )));
     }
