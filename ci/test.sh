@@ -24,3 +24,5 @@ ci/lab/recover-check.sh
 ci/lab/fuzz-check.sh
 ci/lab/shrink-resume-check.sh
 ci/lab/stress-faults.sh --budget 180 --seeds 1
+# A driver that lies (ci/lab/README.md, evil-driver switches) costs m2mfuzz a finding, not a crash.
+ci/lab/stress-faults.sh --budget 120 --seeds 1 --out lab-out/stress-evil corpora/faults/evil/*.m2m
