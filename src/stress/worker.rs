@@ -49,6 +49,22 @@ pub struct ProgramRun {
     pub stuck: bool,
 }
 
+impl ProgramRun {
+    /// A program's record before (or instead of) its run.
+    fn empty(r: ProgramRef, program: Program) -> ProgramRun {
+        ProgramRun {
+            r,
+            program,
+            ops: 0,
+            errors: 0,
+            timeouts: 0,
+            frames: 0,
+            findings: Vec::new(),
+            stuck: false,
+        }
+    }
+}
+
 /// A worker's settings and position in its seed stream.
 pub struct Worker {
     /// Its number.
@@ -115,11 +131,20 @@ impl Worker {
                 // A marker in the kernel log ties a panic on the console to the program.
                 let _ = f.write_all(super::store::marker(self.id, k, r.seed).as_bytes());
             }
-            let run = self.run_one(r, program);
-            let result = match (run.stuck, run.findings.is_empty()) {
-                (true, _) => "stuck",
-                (false, true) => "ok",
-                (false, false) => "finding",
+            // The executor catches panics per op; one anywhere else in a program's run (the
+            // supervisor, an oracle's conclusion) costs that program, not the stress run.
+            let (r2, p2) = (r.clone(), program.clone());
+            let caught =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_one(r2, p2)));
+            let (run, panicked) = match caught {
+                Ok(run) => (run, false),
+                Err(_) => (ProgramRun::empty(r, program), true),
+            };
+            let result = match (panicked, run.stuck, run.findings.is_empty()) {
+                (true, _, _) => "panicked",
+                (false, true, _) => "stuck",
+                (false, false, true) => "ok",
+                (false, false, false) => "finding",
             };
             store.keep("the journal", store.journal_end(&run.r, result));
             // A stuck program's thread stays lost in the kernel; the next one gets a fresh thread.
@@ -129,16 +154,7 @@ impl Worker {
 
     fn run_one(&self, r: ProgramRef, program: Program) -> ProgramRun {
         let oracles = OracleSet::local(self.oracle.clone());
-        let mut run = ProgramRun {
-            r,
-            program: program.clone(),
-            ops: 0,
-            errors: 0,
-            timeouts: 0,
-            frames: 0,
-            findings: Vec::new(),
-            stuck: false,
-        };
+        let mut run = ProgramRun::empty(r, program.clone());
         match supervise::run_supervised(program, self.exec.clone(), oracles, self.margin) {
             Ok((outcomes, mut oracles)) => {
                 for (op, o) in run.program.ops.iter().zip(&outcomes) {
