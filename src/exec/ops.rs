@@ -132,13 +132,13 @@ impl ExecState {
         // Fds 0-2 are always open (super::std_fds_open), so the kernel cannot allocate them.
         if fd <= 2 || self.owns_fd(fd) {
             return Err(OpResult::bad_reply(format!(
-                "{what} returned fd {fd}, which the process already had open"
+                "{what} returned an fd the process already had open (fd {fd})"
             )));
         }
         // SAFETY: F_GETFD on any number is harmless; it fails for a closed fd.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
             return Err(OpResult::bad_reply(format!(
-                "{what} returned fd {fd}, which is not open"
+                "{what} returned an fd that is not open (fd {fd})"
             )));
         }
         // SAFETY: the kernel just installed this fd for us; it is open and no resource owns it.
@@ -880,7 +880,7 @@ mod tests {
         // Stdin: a driver that leaves EXPBUF's fd field at 0 must not make us own it.
         assert_eq!(
             lie(st.adopt_fd(0, "VIDIOC_EXPBUF")),
-            "VIDIOC_EXPBUF returned fd 0, which the process already had open"
+            "VIDIOC_EXPBUF returned an fd the process already had open (fd 0)"
         );
         let held = open_path("/dev/null", false).unwrap();
         let n = held.as_raw_fd();
@@ -893,13 +893,13 @@ mod tests {
         );
         assert_eq!(
             lie(st.adopt_fd(n, "SYNC_IOC_MERGE")),
-            format!("SYNC_IOC_MERGE returned fd {n}, which the process already had open")
+            format!("SYNC_IOC_MERGE returned an fd the process already had open (fd {n})")
         );
         // A number no fd has.
         let closed = 1 << 20;
         assert_eq!(
             lie(st.adopt_fd(closed, "MEDIA_IOC_REQUEST_ALLOC")),
-            format!("MEDIA_IOC_REQUEST_ALLOC returned fd {closed}, which is not open")
+            format!("MEDIA_IOC_REQUEST_ALLOC returned an fd that is not open (fd {closed})")
         );
         let fresh = open_path("/dev/null", false).unwrap();
         let raw = std::os::fd::IntoRawFd::into_raw_fd(fresh);
