@@ -33,8 +33,15 @@ while [ "$rc" = 3 ]; do
     fi
     printf 'cd /host\n%s >> state/shrink.log 2>&1\necho $? > state/rc\n' "$cmd" > "$out/job.sh"
     rm -f "$out/share/state/rc"
-    "$LAB_DIR/run.sh" --out "$out/boot" --share "$out/share" --timeout 1200 "$out/job.sh" >/dev/null 2>&1 || true
-    # No exit code: the candidate took the guest down; the state names it, --resume moves on.
+    before=$(cat "$out/share/state/shrink.json" 2>/dev/null | sha256sum)
+    if ! lab_boot_status "$out/boot-$boot" --share "$out/share" --timeout 1200 "$out/job.sh" \
+        && guest_failed "$LAB_RC"; then
+        # The candidate running took the guest down: the state names it and --resume counts it
+        # as not reproducing; a boot that moved the state on not at all is a failure.
+        [ "$(cat "$out/share/state/shrink.json" 2>/dev/null | sha256sum)" != "$before" ] \
+            || die "boot $boot: the guest failed (exit $LAB_RC) and the shrink made no progress; console: $out/boot-$boot/console.log"
+        log "boot $boot: the guest failed (exit $LAB_RC; console: $out/boot-$boot/console.log); the running candidate counts as not reproducing"
+    fi
     rc=$(cat "$out/share/state/rc" 2>/dev/null || echo 3)
     log "boot $boot: shrink exit $rc"
 done
