@@ -24,15 +24,20 @@ while [ $# -gt 0 ]; do
         *) die "unknown argument $1 (stress arguments go after --)" ;;
     esac
 done
-[ -f "$REPO_DIR/$profile" ] || die "profile $profile not found (give it relative to the repository)"
+# A profile relative to the repository, or an absolute path (a check's own), copied into the share.
+case "$profile" in
+    /*) src=$profile; profile="stress-profiles/$(basename "$profile")" ;;
+    *) src="$REPO_DIR/$profile" ;;
+esac
+[ -f "$src" ] || die "profile $src not found (give it relative to the repository, or absolute)"
 rm -rf "$out"; mkdir -p "$out/share"
 "$LAB_DIR/build-guest-bins.sh" "$out/share"
 cp -r "$REPO_DIR/stress-profiles" "$out/share/"
 mkdir -p "$out/share/stress-profiles/$(dirname "$profile")"
-cp "$REPO_DIR/$profile" "$out/share/$profile"
+cp "$src" "$out/share/$profile"
 # The time limit: the profile's duration (or --duration) plus boot and a margin for hangs.
 dur=$(printf '%s\n' "$@" | awk 'p { print; exit } /^--duration$/ { p = 1 }')
-[ -n "$dur" ] || dur=$(sed -n 's/^duration *= *"\{0,1\}\([0-9a-z]*\)"\{0,1\}.*/\1/p' "$REPO_DIR/$profile" | head -1)
+[ -n "$dur" ] || dur=$(sed -n 's/^duration *= *"\{0,1\}\([0-9a-z]*\)"\{0,1\}.*/\1/p' "$src" | head -1)
 secs=$(awk -v d="$dur" 'BEGIN { n = d + 0; u = substr(d, length(n "") + 1);
     print (u == "m" ? n * 60 : u == "h" ? n * 3600 : n) }')
 [ -n "$timeout" ] || timeout=$((secs + 300))
