@@ -248,7 +248,10 @@ struct Programs {
 impl Programs {
     fn get(&mut self, w: u32, k: u64, notes: &mut Vec<String>) -> Option<Program> {
         if let Some(j) = self.journal.iter().find(|j| j.worker == w && j.k == k) {
-            return crate::program::text::parse(&j.text).ok();
+            match crate::program::text::parse(&j.text) {
+                Ok(p) => return Some(p),
+                Err(e) => notes.push(format!("{}: {e}: regenerated instead", j.path.display())),
+            }
         }
         if self.profile.is_none() {
             self.profile = Some(self.load_profile());
