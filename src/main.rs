@@ -163,7 +163,8 @@ enum Cmd {
         command: Vec<String>,
     },
     /// Run a stress profile: workers running generated programs concurrently, findings stored in
-    /// a run directory as they come. `--recover DIR` names the programs a crashed run was running.
+    /// a run directory as they come. `--recover DIR` names the programs a crashed run was running
+    /// and turns the kernel reports of its console (or pstore) into findings.
     Stress {
         /// Stress profile (stress-profiles/*.toml).
         #[arg(long, required_unless_present = "recover")]
@@ -193,10 +194,13 @@ enum Cmd {
         /// Plain progress lines even on a terminal.
         #[arg(long)]
         plain: bool,
-        /// After a crash: name the programs the run directory's journal says were running.
+        /// After a crash: name the programs the run directory's journal says were running, and
+        /// store the kernel reports the run did not read live (from --console, else from
+        /// /sys/fs/pstore when it holds records) as findings, attributed to the programs running
+        /// then. Exit code 1 when that stored a finding.
         #[arg(long, value_name = "RUN_DIR", conflicts_with = "profile")]
         recover: Option<PathBuf>,
-        /// With --recover: also the last `m2mfuzz: worker N program K` markers of this console log.
+        /// With --recover: the dead boot's console log (serial console, QEMU's -serial file).
         #[arg(long, requires = "recover")]
         console: Option<PathBuf>,
     },
@@ -859,20 +863,99 @@ fn recover_cmd(dir: &std::path::Path, console: Option<&std::path::Path>) -> Resu
             r.path.display()
         );
     }
-    if let Some(log) = console {
-        let text =
-            std::fs::read_to_string(log).with_context(|| format!("read {}", log.display()))?;
-        let last = stress::store::last_markers(&text);
-        println!("last markers in {}:", log.display());
-        for m in last.values() {
-            println!("  {m}");
+    // The kernel's own words: the console given, else the board's pstore after a reboot.
+    let source = match console {
+        Some(log) => {
+            let bytes = std::fs::read(log).with_context(|| format!("read {}", log.display()))?;
+            Some((
+                log.display().to_string(),
+                String::from_utf8_lossy(&bytes).to_string(),
+            ))
         }
+        None => pstore_source(dir)?,
+    };
+    let mut found = false;
+    match &source {
+        Some((name, text)) => {
+            let last = stress::store::last_markers(text);
+            println!("last markers in {name}:");
+            for m in last.values() {
+                println!("  {m}");
+            }
+            let r = stress::recover::recover_console(dir, text, name)?;
+            println!(
+                "{} kernel report(s) in {name} after the run's last live reading of the log:",
+                r.reports.len()
+            );
+            for rep in &r.reports {
+                found |= rep.under_test;
+                println!(
+                    "  {} {}{} (epoch {}{}; running: {})",
+                    if rep.under_test {
+                        "FINDING"
+                    } else {
+                        "elsewhere"
+                    },
+                    rep.finding,
+                    if rep.under_test && !rep.new {
+                        ", stored before: hit count raised"
+                    } else {
+                        ""
+                    },
+                    rep.epoch,
+                    rep.at_s.map_or(String::new(), |t| format!(", {t:.1} s in")),
+                    if rep.programs.is_empty() {
+                        "none".to_string()
+                    } else {
+                        rep.programs.join(" ")
+                    }
+                );
+            }
+            for n in &r.notes {
+                println!("  note: {n}");
+            }
+            if found {
+                println!("findings stored in {}", dir.join("findings").display());
+            }
+        }
+        None => println!(
+            "no --console and no records in /sys/fs/pstore: only the journal was read; give the \
+             dead boot's console log with --console to turn its kernel reports into findings"
+        ),
     }
     println!(
         "replay one with: m2mfuzz run {}",
         running.first().unwrap_or(&&rec[0]).path.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(if found {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A board after a reboot: the pstore record holding the run's markers (console first).
+fn pstore_source(run: &std::path::Path) -> Result<Option<(String, String)>> {
+    let dir = std::path::Path::new("/sys/fs/pstore");
+    let Some((sources, notes)) = stress::recover::pstore_sources(dir)? else {
+        return Ok(None);
+    };
+    for n in &notes {
+        println!("note: {n}");
+    }
+    for (name, text) in &sources {
+        if stress::recover::has_run(run, text)? {
+            return Ok(Some((name.clone(), text.clone())));
+        }
+    }
+    let names: Vec<&str> = sources.iter().map(|(n, _)| n.as_str()).collect();
+    anyhow::bail!(
+        "{} holds records ({}) but none has a marker of the run in {}: give the console log of \
+         the boot that ran it with --console",
+        dir.display(),
+        names.join(", "),
+        run.display()
+    )
 }
 
 #[cfg(test)]

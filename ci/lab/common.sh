@@ -8,6 +8,31 @@ mkdir -p "$LAB_CACHE"
 log() { printf '[lab] %s\n' "$*" >&2; }
 die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }
 
+# Boot the lab for one job: `run.sh --out OUT ARGS…`, its messages in OUT/run.log. Returns the
+# job's exit code in LAB_RC (and as the status). A time-out (124) or a guest that died without a
+# result (125) is no answer of the job: lab_boot_status says so on stderr with the console's path
+# (and the console's first report lines) and returns it as LAB_RC; lab_boot fails the script.
+lab_boot_status() {
+    local out=$1; shift
+    mkdir -p "$out"
+    LAB_RC=0
+    "$LAB_DIR/run.sh" --out "$out" "$@" > "$out/run.log" 2>&1 || LAB_RC=$?
+    case $LAB_RC in
+        124) log "the guest timed out; console: $out/console.log" ;;
+        125) log "the guest died without a result; console: $out/console.log"
+             grep -E "Kernel panic|BUG:|Oops|WARNING:|refcount_t:" "$out/console.log" | head -5 >&2 || true ;;
+    esac
+    return $LAB_RC
+}
+lab_boot() {
+    lab_boot_status "$@" && return 0
+    case $LAB_RC in
+        124|125) die "lab boot failed (exit $LAB_RC, see above): the job gave no answer; console: $1/console.log" ;;
+    esac
+    return $LAB_RC
+}
+guest_failed() { [ "$1" = 124 ] || [ "$1" = 125 ]; }
+
 # Install Debian packages that are missing; a no-op when all are present.
 need_pkgs() {
     local missing=()

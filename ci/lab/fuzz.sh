@@ -36,8 +36,8 @@ build_fuzz_target "$target" "$out/share"
     echo "exit 0"
 } > "$out/job.sh"
 log "fuzzing $target for ${secs}s in the lab (KCOV $kcov) ${cmdline:+with $cmdline}"
-"$LAB_DIR/run.sh" --out "$out" --timeout $((secs + 300)) --share "$out/share" --cmdline "$cmdline" \
-    "$out/job.sh" >/dev/null 2>&1 || true
+# The job exits 0 whatever libFuzzer found; a time-out or a dead guest fails the script.
+lab_boot "$out" --timeout $((secs + 300)) --share "$out/share" --cmdline "$cmdline" "$out/job.sh"
 log_file="$out/share/out/fuzz.log"
 [ -f "$log_file" ] || die "no fuzz.log: see $out/console.log"
 read -r execs edges < "$out/share/out/edges" 2>/dev/null || { execs=0; edges=0; }

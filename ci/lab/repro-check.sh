@@ -30,7 +30,10 @@ for p in "${progs[@]}"; do
         || die "$name: the reproducer does not compile"
     sw=$(sed -n 's/^# switch: //p' "$p" | head -1)
     printf '/host/bin/m2mfuzz watch --json -- /host/repros/%s > /host/out/%s.jsonl\n' "$name" "$name" > "$out/job-$name.sh"
-    "$LAB_DIR/run.sh" --out "$out/$name" --share "$out/share" --timeout 300 --cmdline "$sw" "$out/job-$name.sh" >/dev/null 2>&1 || true
+    if ! lab_boot_status "$out/$name" --share "$out/share" --timeout 300 --cmdline "$sw" "$out/job-$name.sh" \
+        && guest_failed "$LAB_RC"; then
+        printf '%-28s %s\n' "$name" "GUEST FAILED (exit $LAB_RC; console: $out/$name/console.log)"; fail=1; continue
+    fi
     got=$(jq -r 'select(.finding) | "\(.finding.kind | gsub("_"; "-")): \(.finding.title)"' "$out/share/out/$name.jsonl" 2>/dev/null | sort -u)
     want=$(sed -n 's/^# expect: //p' "$p" | grep -vx clean | sort -u || true)
     missing=$(comm -23 <(printf '%s\n' "$want") <(printf '%s\n' "$got") | grep -v '^$' || true)

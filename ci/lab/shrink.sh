@@ -22,6 +22,7 @@ rm -rf "$out"; mkdir -p "$out/share/state"
 "$LAB_DIR/build-guest-bins.sh" "$out/share"
 cp -r "$input" "$out/share/input"
 t0=$(date +%s) boot=0 rc=3
+state_sum() { { cat "$out/share/state/shrink.json" 2>/dev/null || :; } | sha256sum; }
 while [ "$rc" = 3 ]; do
     boot=$((boot + 1))
     [ $boot -le "$max" ] || die "the shrink still asks for a reboot after $max boots (state: $out/share/state)"
@@ -33,8 +34,15 @@ while [ "$rc" = 3 ]; do
     fi
     printf 'cd /host\n%s >> state/shrink.log 2>&1\necho $? > state/rc\n' "$cmd" > "$out/job.sh"
     rm -f "$out/share/state/rc"
-    "$LAB_DIR/run.sh" --out "$out/boot" --share "$out/share" --timeout 1200 "$out/job.sh" >/dev/null 2>&1 || true
-    # No exit code: the candidate took the guest down; the state names it, --resume moves on.
+    before=$(state_sum)
+    if ! lab_boot_status "$out/boot-$boot" --share "$out/share" --timeout 1200 "$out/job.sh" \
+        && guest_failed "$LAB_RC"; then
+        # The candidate running took the guest down: the state names it and --resume counts it
+        # as not reproducing; a boot that moved the state on not at all is a failure.
+        [ "$(state_sum)" != "$before" ] \
+            || die "boot $boot: the guest failed (exit $LAB_RC) and the shrink made no progress; console: $out/boot-$boot/console.log"
+        log "boot $boot: the guest failed (exit $LAB_RC; console: $out/boot-$boot/console.log); the running candidate counts as not reproducing"
+    fi
     rc=$(cat "$out/share/state/rc" 2>/dev/null || echo 3)
     log "boot $boot: shrink exit $rc"
 done

@@ -25,7 +25,7 @@ rm -rf "$out"; mkdir -p "$out/share"
 cp -r "$REPO_DIR/stress-profiles" "$out/share/"
 header() { sed -n "s/^# $2: //p" "$1" | head -1; }
 : > "$out/results.jsonl"
-missed=0
+missed=0 dead=0
 for p in "${progs[@]}"; do
     name=$(basename "$p" .m2m)
     switch=$(header "$p" switch)
@@ -38,15 +38,16 @@ cd /host
 ./bin/m2mfuzz stress --profile stress-profiles/lab-smoke.toml --duration ${budget}s --seed $seed \
     --until "$expect" --plain --out out/run
 JOB
-        set +e
-        "$LAB_DIR/run.sh" --out "$out/$name-$seed" --timeout $((budget + 240)) --share "$out/share" \
-            --cmdline "$switch" "$job" >/dev/null 2>&1
-        set -e
+        died=""
+        lab_boot_status "$out/$name-$seed" --timeout $((budget + 240)) --share "$out/share" \
+            --cmdline "$switch" "$job" || :
+        ! guest_failed "$LAB_RC" || { died="guest failed (exit $LAB_RC; console: $out/$name-$seed/console.log)"; dead=$((dead + 1)); }
         t=$(cat "$out"/share/out/run/findings/*/finding.json 2>/dev/null \
             | jq -rs --arg e "$expect" 'map(select((.kind + ": " + .title) == $e)) | .[0].first_seen_s // empty' || true)
         found=$(cat "$out"/share/out/run/findings/*/finding.json 2>/dev/null | jq -rs 'map(.kind + ": " + .title) | join("; ")' || true)
         rm -rf "$out/$name-$seed/run"; cp -r "$out/share/out/run" "$out/$name-$seed/run" 2>/dev/null || true
-        if [ -n "$t" ]; then times+=("$t"); log "$name seed $seed: found in ${t}s"; else
+        if [ -n "$died" ]; then t=""; found="$died"; log "$name seed $seed: $died"
+        elif [ -n "$t" ]; then times+=("$t"); log "$name seed $seed: found in ${t}s"; else
             log "$name seed $seed: NOT found in ${budget}s (found: ${found:-nothing})"; fi
         jq -cn --arg n "$name" --arg s "$switch" --arg e "$expect" --arg seed "$seed" --arg t "$t" --arg f "$found" \
             '{program: $n, switch: $s, expect: $e, seed: ($seed|tonumber), seconds: (if $t == "" then null else ($t|tonumber) end), found: $f}' \
@@ -64,4 +65,6 @@ done
           + (if ($t|length) > 0 then ($t[-1] * 10 | round / 10 | tostring) else "-" end) + " |"' "$out/results.jsonl"
 } > "$out/results.md"
 cat "$out/results.md"
-[ $missed = 0 ] || { log "$missed fault(s) not found by stress within ${budget}s"; exit 1; }
+[ $dead = 0 ] || log "$dead boot(s) timed out or died (the console paths are above)"
+[ $missed = 0 ] || log "$missed fault(s) not found by stress within ${budget}s"
+[ $missed = 0 ] && [ $dead = 0 ] || exit 1

@@ -6,7 +6,10 @@
 # run; the report's counts must equal them (exit 1 otherwise), and both go to DIR/trace-check.md.
 # STRESS-ARGS go to `m2mfuzz stress` (e.g. --duration 60s --switch vim2m.rf_error_every=3
 # --stop-on-finding --seed 7). The run directory comes back in DIR/share/out/run, the report in
-# DIR/report.md. Exit code: m2mfuzz's (0 clean, 1 findings), or the runner's (124, 125).
+# DIR/report.md. When the guest times out or dies (a wedged or crashed kernel), the host runs
+# `m2mfuzz stress --recover` on the run directory with the console log (DIR/recover.txt), so the
+# kernel reports the run could not store itself become findings; the exit code stays non-zero.
+# Exit code: m2mfuzz's (0 clean, 1 findings), or the runner's (124 time-out, 125 guest died).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 out="$REPO_DIR/lab-out/stress" profile="stress-profiles/lab-smoke.toml" cmdline="" timeout="" check=0
@@ -21,15 +24,20 @@ while [ $# -gt 0 ]; do
         *) die "unknown argument $1 (stress arguments go after --)" ;;
     esac
 done
-[ -f "$REPO_DIR/$profile" ] || die "profile $profile not found (give it relative to the repository)"
+# A profile relative to the repository, or an absolute path (a check's own), copied into the share.
+case "$profile" in
+    /*) src=$profile; profile="stress-profiles/$(basename "$profile")" ;;
+    *) src="$REPO_DIR/$profile" ;;
+esac
+[ -f "$src" ] || die "profile $src not found (give it relative to the repository, or absolute)"
 rm -rf "$out"; mkdir -p "$out/share"
 "$LAB_DIR/build-guest-bins.sh" "$out/share"
 cp -r "$REPO_DIR/stress-profiles" "$out/share/"
 mkdir -p "$out/share/stress-profiles/$(dirname "$profile")"
-cp "$REPO_DIR/$profile" "$out/share/$profile"
+cp "$src" "$out/share/$profile"
 # The time limit: the profile's duration (or --duration) plus boot and a margin for hangs.
 dur=$(printf '%s\n' "$@" | awk 'p { print; exit } /^--duration$/ { p = 1 }')
-[ -n "$dur" ] || dur=$(sed -n 's/^duration *= *"\{0,1\}\([0-9a-z]*\)"\{0,1\}.*/\1/p' "$REPO_DIR/$profile" | head -1)
+[ -n "$dur" ] || dur=$(sed -n 's/^duration *= *"\{0,1\}\([0-9a-z]*\)"\{0,1\}.*/\1/p' "$src" | head -1)
 secs=$(awk -v d="$dur" 'BEGIN { n = d + 0; u = substr(d, length(n "") + 1);
     print (u == "m" ? n * 60 : u == "h" ? n * 3600 : n) }')
 [ -n "$timeout" ] || timeout=$((secs + 300))
@@ -51,16 +59,28 @@ inst=/sys/kernel/tracing/instances/m2mfuzz-check
     echo 'exit $rc'
 } > "$out/job.sh"
 log "stress in the lab: $profile $*, time limit ${timeout}s"
-set +e
-"$LAB_DIR/run.sh" --out "$out" --timeout "$timeout" --share "$out/share" --cmdline "$cmdline" "$out/job.sh"
-rc=$?
-set -e
+rc=0
+lab_boot_status "$out" --timeout "$timeout" --share "$out/share" --cmdline "$cmdline" "$out/job.sh" || rc=$LAB_RC
+cat "$out/run.log" >&2
 cat "$out/share/out/job.log" 2>/dev/null || true
+run="$out/share/out/run"
+if guest_failed $rc && [ -f "$run/run.json" ]; then
+    log "the guest $([ $rc = 124 ] && echo "timed out" || echo "died"): recovering the run's findings from its console on the host"
+    rrc=0
+    "$out/share/bin/m2mfuzz" stress --recover "$run" --console "$out/console.log" > "$out/recover.txt" 2>&1 || rrc=$?
+    cat "$out/recover.txt" >&2
+    case $rrc in
+        0|1) log "stress --recover: $(grep -c '^  FINDING' "$out/recover.txt" || true) kernel report(s) of the console stored as findings in $run/findings ($out/recover.txt)" ;;
+        *) log "stress --recover failed (exit $rrc): $out/recover.txt" ;;
+    esac
+elif guest_failed $rc; then
+    log "the guest failed before the run directory was written: nothing to recover"
+fi
 if [ -f "$out/share/out/run/run.json" ]; then
     "$out/share/bin/m2mfuzz" report "$out/share/out/run" -o "$out/report.md"
     log "report: $out/report.md"
 fi
-if [ $check = 1 ]; then
+if [ $check = 1 ] && ! guest_failed $rc; then
     need_pkgs jq
     [ -f "$out/share/out/trace-counts.txt" ] || die "no reference trace counts (the guest did not finish)"
     lost=$(awk '{ s += $2 } END { print s + 0 }' "$out/share/out/trace-overrun.txt")

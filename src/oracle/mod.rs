@@ -339,22 +339,10 @@ impl OracleSet {
                             .into(),
                     );
                 }
-                // A task stuck uninterruptibly in the code under test is a hang, told by the kernel.
-                let kind = if s.class == splat::SplatClass::HungTask {
-                    Kind::Hang
-                } else {
-                    Kind::Splat
-                };
-                let op = op_of_line(&self.kmsg_marks, s.line);
-                let mut f = Finding::new(kind, s.title.clone(), s.text.clone(), op);
-                if kind == Kind::Splat {
-                    f.signature = splat_signature(&s);
-                }
-                f.under_test = s.under_test;
+                let f = splat_finding(&s, op_of_line(&self.kmsg_marks, s.line));
                 if s.under_test {
                     v.findings.push(f);
                 } else {
-                    f.evidence = format!("attributed elsewhere ({})\n{}", s.attribution, s.text);
                     v.elsewhere.push(f);
                 }
             }
@@ -407,6 +395,26 @@ pub fn expectation_of(signature: &str) -> &str {
         Some(i) if signature.starts_with("splat: ") && signature.ends_with(']') => &signature[..i],
         _ => signature,
     }
+}
+
+/// The finding a kernel report gives, `op` the op after which it was read: a splat, or a hang
+/// for a task stuck uninterruptibly (the kernel's hung-task report). A report attributed
+/// elsewhere says so first in its evidence.
+pub fn splat_finding(s: &splat::Splat, op: Option<usize>) -> Finding {
+    let kind = if s.class == splat::SplatClass::HungTask {
+        Kind::Hang
+    } else {
+        Kind::Splat
+    };
+    let mut f = Finding::new(kind, s.title.clone(), s.text.clone(), op);
+    if kind == Kind::Splat {
+        f.signature = splat_signature(s);
+    }
+    f.under_test = s.under_test;
+    if !s.under_test {
+        f.evidence = format!("attributed elsewhere ({})\n{}", s.attribution, s.text);
+    }
+    f
 }
 
 /// A splat finding's signature: `splat: <title>`, with ` [<held> -> <acquired>]` for a lockdep

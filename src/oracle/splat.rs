@@ -22,6 +22,9 @@ pub enum SplatClass {
     SchedulingWhileAtomic,
     /// WARNING at file:line.
     Warning,
+    /// `refcount_t: underflow; use-after-free.` and the other refcount_t saturations: a
+    /// reference dropped once too often (or taken on a freed object).
+    Refcount,
     /// BUG / kernel BUG / Oops.
     Bug,
     /// KASAN report.
@@ -106,6 +109,8 @@ fn start_class(l: &str) -> Option<SplatClass> {
             || l.contains("rcu_preempt self-detected stall")
         {
             SplatClass::RcuStall
+        } else if l.starts_with("refcount_t: ") {
+            SplatClass::Refcount
         } else if l.starts_with("unreferenced object 0x") {
             SplatClass::MemoryLeak
         } else if l.starts_with("WARNING: CPU: ") || l.starts_with("------------[ cut here ]") {
@@ -200,6 +205,15 @@ fn generic(func: &str) -> bool {
         "default_idle",
     ];
     PREFIXES.iter().any(|p| func.starts_with(p))
+}
+
+/// The refcount machinery every refcount report shares: the saturation warning and the
+/// refcount/kref/dma_fence_put helpers (inline in most builds, frames in some). The title names
+/// the caller that dropped (or took) the reference, as syzkaller's "refcount bug in" does.
+fn refcount_helper(func: &str) -> bool {
+    ["refcount_", "__refcount_", "kref_", "dma_fence_put"]
+        .iter()
+        .any(|p| func.starts_with(p))
 }
 
 /// `name+0x3b6/0x5ce [module]` → `name`. `?` frames (the unwinder's guesses) give None.
@@ -324,6 +338,15 @@ fn title_function(class: SplatClass, text: &str) -> String {
             return f.to_string();
         }
     }
+    if class == SplatClass::Refcount {
+        // RIP and the WARNING line name refcount_warn_saturate: skip to its caller.
+        if let Some(f) = frames(text)
+            .into_iter()
+            .find(|f| !generic(f) && !refcount_helper(f))
+        {
+            return f.to_string();
+        }
+    }
     if class == SplatClass::Warning {
         // "WARNING: CPU: 0 PID: 1 at drivers/x.c:12 func+0x1/0x2"
         if let Some(l) = text.lines().find(|l| l.contains("WARNING: CPU:")) {
@@ -366,6 +389,7 @@ fn title(class: SplatClass, func: &str, first: &str) -> String {
         SplatClass::SleepInAtomic => "sleeping function called from invalid context".to_string(),
         SplatClass::SchedulingWhileAtomic => "scheduling while atomic".to_string(),
         SplatClass::Warning => "WARNING".to_string(),
+        SplatClass::Refcount => "refcount bug".to_string(),
         SplatClass::Bug => {
             let t = first.trim();
             if t.starts_with("kernel BUG") {
@@ -437,29 +461,43 @@ pub fn parse(text: &str, ut: &UnderTest) -> Vec<Splat> {
             continue;
         };
         let start = i;
-        // "cut here" precedes the real header line of WARN/BUG.
+        // The last line of the report's header: "cut here" precedes the real header line of
+        // WARN/BUG, and a WARN with a message (refcount_t's, say) prints the message, then
+        // "WARNING: CPU: … at file:line func".
+        let mut header_end = start;
         let mut first = lines[i];
+        let warning_line = |k: usize| {
+            lines
+                .get(k)
+                .is_some_and(|l| l.trim_start().starts_with("WARNING: CPU: "))
+        };
         if lines[i]
             .trim_start()
             .starts_with("------------[ cut here ]")
         {
             if let Some(next) = lines.get(i + 1) {
                 first = next;
+                header_end = i + 1;
                 class = start_class(next)
                     .filter(|c| *c != SplatClass::Warning)
-                    .unwrap_or(if next.contains("WARNING:") {
+                    .unwrap_or(if next.contains("WARNING:") || warning_line(i + 2) {
                         SplatClass::Warning
                     } else {
                         SplatClass::Bug
                     });
+                if !next.contains("WARNING:") && warning_line(i + 2) {
+                    header_end = i + 2;
+                }
             }
+        } else if class == SplatClass::Refcount && warning_line(i + 1) {
+            header_end = i + 1;
         }
         let mut j = i + 1;
         let mut saw_trace = false;
         while j < lines.len() && j - start < 400 {
             let l = lines[j];
             // A BUG/KASAN header is followed by its own "Oops:" line; "cut here" by its header.
-            let continuation = (lines[start].contains("cut here") && j == start + 1)
+            let continuation = j <= header_end
                 || (!saw_trace
                     && matches!(class, SplatClass::Bug | SplatClass::Kasan)
                     && l.trim_start().starts_with("Oops: "));

@@ -4,6 +4,7 @@
 //! epoch's programs; per-program oracles (hangs, stale reads) attribute to one program. Findings
 //! go to the run directory as they come: nothing waits for the end of the run.
 pub mod progress;
+pub mod recover;
 pub mod store;
 pub mod worker;
 
@@ -121,6 +122,9 @@ pub struct EpochStats {
     /// The drain after the last epoch: late events, not an epoch of its own.
     #[serde(rename = "final")]
     pub final_drain: bool,
+    /// Written by `stress --recover`: the kernel reports a dead run left only on its console.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
     /// Seconds from the run's start.
     pub start_s: f64,
     /// Seconds from the run's start.
@@ -162,6 +166,7 @@ impl EpochStats {
         EpochStats {
             epoch,
             final_drain: false,
+            recovered: false,
             start_s,
             end_s,
             programs: runs.len() as u64,
@@ -313,6 +318,18 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
         .collect();
     let mut global = OracleSet::new(oracle_opts.clone());
     let mut progress = progress::Progress::new(opts.plain);
+    // Markers in the kernel log (the run's start, each epoch's read) let `--recover` tell the
+    // reports the oracles read live from those a dead run left only on the console.
+    let mut kmsg = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .ok();
+    let mut mark = |m: String| {
+        if let Some(k) = &mut kmsg {
+            let _ = std::io::Write::write_all(k, m.as_bytes());
+        }
+    };
+    mark(store::run_marker(seed));
     let t0 = Instant::now();
     let mut totals = Totals::default();
     let mut pending: Vec<PendingLeak> = Vec::new();
@@ -347,6 +364,7 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
             }
         }
         global.absorb(local.iter().map(|(f, _, _)| f.clone()).collect());
+        mark(store::epoch_marker(Some(epoch)));
         let mut v = global.finish();
         let programs: Vec<(ProgramRef, Program)> = runs
             .iter()
@@ -426,6 +444,7 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
     // One last look after a grace: late signals and frees, so the counts are complete, and
     // leaks still pending are confirmed or resolved.
     std::thread::sleep(profile.grace.max(Duration::from_millis(500)));
+    mark(store::epoch_marker(None));
     let mut v = global.finish();
     let now = t0.elapsed().as_secs_f64();
     if epoch > 0 {
@@ -477,7 +496,7 @@ fn count_findings(store: &RunDir) -> BTreeMap<String, u64> {
 
 /// Store a finding with its program: its own program when one showed it; otherwise the epoch's
 /// programs serialized into one (the shrinker starts there). Returns the title when new.
-fn store_finding(
+pub(crate) fn store_finding(
     store: &RunDir,
     f: &Finding,
     own: Option<(ProgramRef, Program)>,
@@ -521,6 +540,7 @@ fn store_finding(
             .iter()
             .map(|(r, _)| (r.worker, r.k, r.seed))
             .collect(),
+        recovered_from: None,
     };
     let new = store.finding(
         f,

@@ -8,6 +8,7 @@
 //! RUN/epochs.jsonl             one line of counts per epoch
 //! RUN/findings/SLUG/           finding.json, program.m2m, evidence.txt, programs/*.m2m
 //! RUN/summary.json             totals, written at the end
+//! RUN/recovered.json           what `stress --recover` stored from a dead run's console
 //! ```
 use crate::oracle::Finding;
 use crate::program::Program;
@@ -46,6 +47,10 @@ pub struct FindingMeta {
     pub switches: Vec<String>,
     /// The programs of the epoch (worker, number, seed), when the evidence is kernel-wide.
     pub epoch_programs: Vec<(u32, u64, u64)>,
+    /// Where `stress --recover` found it after the run died (a console log, pstore), when it
+    /// was not seen live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_from: Option<String>,
 }
 
 /// One program a worker ran: enough to find it again.
@@ -68,6 +73,8 @@ pub struct RunDir {
     pub known: Mutex<BTreeMap<String, FindingMeta>>,
     /// Writes that failed (each reported on stderr as it happened; see [`RunDir::keep`]).
     pub errors: std::sync::atomic::AtomicU64,
+    /// Set by [`RunDir::open`]: the findings stored now come from this console or pstore text.
+    recovered_from: Option<String>,
 }
 
 /// fsync a directory, so the names created or renamed in it survive a crash (a file's own
@@ -140,6 +147,44 @@ impl RunDir {
             epochs: Mutex::new(epochs),
             known: Mutex::new(BTreeMap::new()),
             errors: Default::default(),
+            recovered_from: None,
+        })
+    }
+
+    /// Open the run directory of an earlier run to add the findings recovered from `source` (a
+    /// console log, pstore) to it (`stress --recover`): the findings already stored are known,
+    /// so one seen again raises its hit count; new ones say where they came from.
+    pub fn open(path: &Path, source: &str) -> Result<RunDir> {
+        let mut known = BTreeMap::new();
+        let findings = path.join("findings");
+        let entries = fs::read_dir(&findings).with_context(|| {
+            format!(
+                "{} has no findings directory: is it a run directory of `m2mfuzz stress`?",
+                path.display()
+            )
+        })?;
+        for e in entries {
+            let e = e?;
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue; // being written when the run died: not stored
+            }
+            let p = e.path().join("finding.json");
+            let text = fs::read_to_string(&p).with_context(|| format!("read {}", p.display()))?;
+            let m: FindingMeta =
+                serde_json::from_str(&text).with_context(|| format!("parse {}", p.display()))?;
+            known.insert(m.signature.clone(), m);
+        }
+        let epochs = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path.join("epochs.jsonl"))
+            .with_context(|| format!("open {}/epochs.jsonl", path.display()))?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            epochs: Mutex::new(epochs),
+            known: Mutex::new(known),
+            errors: Default::default(),
+            recovered_from: Some(source.to_string()),
         })
     }
 
@@ -213,6 +258,9 @@ impl RunDir {
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(tmp.join("programs"))?;
         meta.hits = 1;
+        if meta.recovered_from.is_none() {
+            meta.recovered_from.clone_from(&self.recovered_from);
+        }
         write_synced(
             &tmp.join("finding.json"),
             serde_json::to_string_pretty(&meta)?.as_bytes(),
@@ -246,6 +294,20 @@ impl RunDir {
 /// The kernel-log line a worker writes before each program (one write, one record).
 pub fn marker(worker: u32, k: u64, seed: u64) -> String {
     format!("m2mfuzz: worker {worker} program {k} seed {seed}\n")
+}
+
+/// The kernel-log line the coordinator writes when the run starts.
+pub fn run_marker(seed: u64) -> String {
+    format!("m2mfuzz: stress run seed {seed} started\n")
+}
+
+/// The kernel-log line the coordinator writes just before it reads the kernel log to conclude
+/// epoch `epoch` (`None`: the final drain): what comes before it in the log was read live.
+pub fn epoch_marker(epoch: Option<u64>) -> String {
+    match epoch {
+        Some(e) => format!("m2mfuzz: stress epoch {e} concluding\n"),
+        None => "m2mfuzz: stress final drain\n".to_string(),
+    }
 }
 
 /// The last marker of each worker in a console log or kmsg dump.
