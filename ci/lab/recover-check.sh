@@ -19,6 +19,8 @@ while [ $# -gt 0 ]; do
         *) die "unknown argument $1" ;;
     esac
 done
+# Absolute: stress.sh takes the wedge profile by an absolute path, and runs from elsewhere.
+out=$(realpath -m "$out")
 rm -rf "$out"; mkdir -p "$out/share/runs"
 "$LAB_DIR/build-guest-bins.sh" "$out/share"
 cp -r "$REPO_DIR/stress-profiles" "$out/share/"
