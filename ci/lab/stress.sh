@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run `m2mfuzz stress` in the lab and write its report on the host.
+# Run `m2mfuzz stress` in the lab (LAB_ARCH=arm64: the arm64 one) and write its report on the host.
 #   stress.sh [--out DIR] [--profile FILE] [--cmdline "ARGS"] [--timeout S] [--check-trace]
 #             [-- STRESS-ARGS…]
 # --check-trace: an independent tracefs instance counts dma_fence and vb2 events over the whole
@@ -9,7 +9,7 @@
 # DIR/report.md. Exit code: m2mfuzz's (0 clean, 1 findings), or the runner's (124, 125).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-out="$REPO_DIR/lab-out/stress" profile="stress-profiles/lab-smoke.toml" cmdline="" timeout="" check=0
+out="$REPO_DIR/lab-out/stress$LAB_SUFFIX" profile="stress-profiles/lab-smoke.toml" cmdline="" timeout="" check=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out=$2; shift 2 ;;
