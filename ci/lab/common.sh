@@ -46,6 +46,13 @@ target_cargo() {
     esac
 }
 
+# Run a guest binary (DIR/bin/…, built for the lab's architecture) on this x86_64 host: arm64's
+# under qemu-user.
+#   host_run BINARY ARGS…
+host_run() {
+    if [ "$LAB_ARCH" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then qemu-aarch64-static "$@"; else "$@"; fi
+}
+
 # Debian's Rust with an aarch64 std, the cross gcc, and qemu-user to run what they build.
 need_aarch64_rust() {
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then

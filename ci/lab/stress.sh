@@ -57,14 +57,14 @@ rc=$?
 set -e
 cat "$out/share/out/job.log" 2>/dev/null || true
 if [ -f "$out/share/out/run/run.json" ]; then
-    "$out/share/bin/m2mfuzz" report "$out/share/out/run" -o "$out/report.md"
+    host_run "$out/share/bin/m2mfuzz" report "$out/share/out/run" -o "$out/report.md"
     log "report: $out/report.md"
 fi
 if [ $check = 1 ]; then
     need_pkgs jq
     [ -f "$out/share/out/trace-counts.txt" ] || die "no reference trace counts (the guest did not finish)"
     lost=$(awk '{ s += $2 } END { print s + 0 }' "$out/share/out/trace-overrun.txt")
-    "$out/share/bin/m2mfuzz" report --json "$out/share/out/run" | jq -c 'select(.summary) | .summary.totals.events' > "$out/report-events.json"
+    host_run "$out/share/bin/m2mfuzz" report --json "$out/share/out/run" | jq -c 'select(.summary) | .summary.totals.events' > "$out/report-events.json"
     bad=0
     {
         echo "| event | report | tracefs (independent instance) |"; echo "|---|---:|---:|"
