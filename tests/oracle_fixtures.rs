@@ -99,6 +99,33 @@ fn attach_under_spinlock_gives_sleep_in_atomic_and_invalid_wait_context() {
     assert!(s.iter().all(|s| s.under_test));
 }
 
+/// The same fault in the arm64 lab: its call traces begin with `dump_backtrace` and
+/// `show_stack`, and end in the `el0t_64_sync` entry, none of which may title the report.
+#[test]
+fn arm64_call_traces_are_titled_by_the_same_function() {
+    let s = splats("arm64-attach-under-spinlock");
+    let sleep: Vec<&splat::Splat> = s
+        .iter()
+        .filter(|s| s.class == SplatClass::SleepInAtomic)
+        .collect();
+    assert!(
+        !sleep.is_empty(),
+        "{:#?}",
+        s.iter().map(|s| &s.title).collect::<Vec<_>>()
+    );
+    for s in sleep {
+        assert_eq!(
+            s.title,
+            "sleeping function called from invalid context in vb2_buffer_attach_release_fence"
+        );
+        assert!(s.under_test, "{}", s.attribution);
+        assert!(
+            s.text.contains("dump_backtrace"),
+            "the arm64 trace is kept whole"
+        );
+    }
+}
+
 #[test]
 fn hang_and_leak_programs_and_the_control_boot_have_no_splat() {
     for name in [

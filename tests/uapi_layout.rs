@@ -1,7 +1,9 @@
 //! Proves that every uapi struct's size and field offsets, and every ioctl number, equal what the
-//! kernel headers give in C: run natively on x86_64, and compiled for aarch64 (the board) with the
-//! cross compiler, reading the constants from its assembly. The headers are the lab kernel's 6.12
-//! uapi headers when `ci/lab/build-kernel.sh` has installed them, else the system's linux-libc-dev.
+//! kernel headers give in C, for the architecture this test is compiled for: natively on x86_64,
+//! and compiled for aarch64 (the boards) and run under qemu-aarch64-static (`ci/board-build.sh
+//! --test`), each against its own architecture's headers and C compiler. The headers are the
+//! lab kernel's 6.12 uapi headers when `ci/lab/build-kernel.sh` has installed them for this
+//! architecture (`LAB_ARCH=arm64` for aarch64), else the compiler's own (linux-libc-dev).
 use m2mfuzz::uapi::dmabuf::*;
 use m2mfuzz::uapi::ioctl;
 use m2mfuzz::uapi::kcov::*;
@@ -9,7 +11,7 @@ use m2mfuzz::uapi::media::*;
 use m2mfuzz::uapi::sync_file::*;
 use m2mfuzz::uapi::v4l2::*;
 use std::mem::{offset_of, size_of};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// One checked fact: a label, the C expression, and Rust's value.
@@ -245,9 +247,9 @@ struct sw_sync_create_fence_data { __u32 value; char name[32]; __s32 fence; };
 "#;
 
 /// C source whose array `m2m_facts` holds every fact's value (or ~0 where a guard is unmet).
-fn c_source(facts: &[Fact], with_main: bool) -> String {
+fn c_source(facts: &[Fact]) -> String {
     let mut s = String::from(
-        "#include <stddef.h>\n#include <stdio.h>\n#include <linux/videodev2.h>\n\
+        "#include <stddef.h>\n#include <linux/videodev2.h>\n\
          #include <linux/media.h>\n#include <linux/dma-buf.h>\n#include <linux/kcov.h>\n#include <linux/sync_file.h>\n",
     );
     s += SW_SYNC_DECLS;
@@ -259,40 +261,61 @@ fn c_source(facts: &[Fact], with_main: bool) -> String {
         }
     }
     s += "};\n";
-    if with_main {
-        s +=
-            "int main(void) { for (size_t i = 0; i < sizeof(m2m_facts)/sizeof(m2m_facts[0]); i++) \
-              printf(\"%llu\\n\", m2m_facts[i]); return 0; }\n";
-    }
     s
 }
 
-/// The 6.12 uapi headers the lab build installs, if present.
+/// Debian's names for this architecture: the GNU triple's first part and the kernel's ARCH.
+const ARCH: &str = std::env::consts::ARCH;
+fn kernel_arch() -> &'static str {
+    match ARCH {
+        "aarch64" => "arm64",
+        a => a,
+    }
+}
+
+/// The lab kernel's 6.12 uapi headers for this architecture (`build-kernel.sh` links them as
+/// `headers` for x86_64, `headers-arm64` for arm64), if present.
 fn lab_headers() -> Option<PathBuf> {
     let cache = std::env::var_os("M2MFUZZ_LAB_CACHE")
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/m2mfuzz-lab"))
         })?;
-    let p = cache.join("headers/include");
+    let link = match kernel_arch() {
+        "x86_64" => "headers".to_string(),
+        a => format!("headers-{a}"),
+    };
+    let p = cache.join(link).join("include");
     p.join("linux/videodev2.h").exists().then_some(p)
 }
 
-fn include_args(cross: bool, dir: &Path) -> Vec<String> {
-    match lab_headers() {
-        // Only linux/ from the lab headers: asm/ must be the target's, which for aarch64 is the
-        // cross toolchain's (the lab installs x86's).
-        Some(p) if cross => {
-            let inc = dir.join("inc");
-            std::fs::create_dir_all(&inc).unwrap();
-            let link = inc.join("linux");
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(p.join("linux"), &link).unwrap();
-            vec![format!("-I{}", inc.display())]
+/// A C compiler for this architecture: `M2MFUZZ_LAYOUT_CC`, else Debian's `<arch>-linux-gnu-gcc`
+/// (the cross compiler, or the native one under that name), else `cc`: the first whose
+/// `-dumpmachine` names this architecture. Under qemu-user this test is an aarch64 process on an
+/// x86_64 machine, where `cc` is x86_64's, so the compiler's own target is what decides.
+fn target_cc() -> Result<String, String> {
+    let mut tried = Vec::new();
+    let candidates = std::env::var("M2MFUZZ_LAYOUT_CC")
+        .into_iter()
+        .chain([format!("{ARCH}-linux-gnu-gcc"), "cc".to_string()]);
+    for cc in candidates {
+        match Command::new(&cc).arg("-dumpmachine").output() {
+            Ok(o) if o.status.success() => {
+                let machine = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                if machine.starts_with(&format!("{ARCH}-")) {
+                    return Ok(cc);
+                }
+                tried.push(format!("{cc} (targets {machine})"));
+            }
+            _ => tried.push(format!("{cc} (not found)")),
         }
-        Some(p) => vec![format!("-I{}", p.display())],
-        None => vec![],
     }
+    Err(format!(
+        "no C compiler for {ARCH}: tried {}; install gcc-{}-linux-gnu (ci/setup.sh does) or set \
+         M2MFUZZ_LAYOUT_CC",
+        tried.join(", "),
+        ARCH.replace('_', "-")
+    ))
 }
 
 fn compare(arch: &str, facts: &[Fact], c_vals: &[u64]) {
@@ -326,47 +349,18 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
-#[test]
-fn layouts_match_c_headers_x86_64() {
-    let facts = facts();
-    let dir = tmpdir("native");
-    let src = dir.join("layout.c");
-    std::fs::write(&src, c_source(&facts, true)).unwrap();
-    let exe = dir.join("layout");
-    let out = Command::new("cc")
-        .args(include_args(false, &dir))
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .output()
-        .expect("run cc (install gcc)");
-    assert!(
-        out.status.success(),
-        "cc failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = Command::new(&exe).output().unwrap();
-    let vals: Vec<u64> = String::from_utf8(run.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    eprintln!(
-        "headers: {}",
-        lab_headers().map_or("system linux-libc-dev".into(), |p| p.display().to_string())
-    );
-    compare(std::env::consts::ARCH, &facts, &vals);
-}
-
-/// Values of `m2m_facts` from aarch64 gcc's assembly (`.xword`/`.8byte` directives).
-fn aarch64_values(asm: &str) -> Vec<u64> {
+/// Values of `m2m_facts` from gcc's assembly: `.quad` (x86_64), `.xword`/`.8byte`/`.dword`
+/// (aarch64). Read from assembly so nothing built for the target has to run on the build machine.
+fn asm_values(asm: &str) -> Vec<u64> {
     let start = asm.find("m2m_facts:").expect("m2m_facts label in assembly");
     asm[start..]
         .lines()
         .skip(1)
         .map(str::trim)
         .take_while(|l| {
-            l.starts_with(".xword") || l.starts_with(".8byte") || l.starts_with(".dword")
+            [".quad", ".xword", ".8byte", ".dword"]
+                .iter()
+                .any(|d| l.starts_with(d))
         })
         .map(|l| {
             let n = l.split_whitespace().nth(1).unwrap();
@@ -379,26 +373,23 @@ fn aarch64_values(asm: &str) -> Vec<u64> {
 }
 
 #[test]
-fn layouts_match_c_headers_aarch64() {
-    let gcc = Path::new("/usr/bin/aarch64-linux-gnu-gcc");
-    if !gcc.exists() {
-        // CI installs the cross compiler (ci/setup.sh); a developer machine may not have it.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "aarch64-linux-gnu-gcc missing in CI: ci/setup.sh should install gcc-aarch64-linux-gnu"
-        );
-        eprintln!("SKIPPED: apt-get install gcc-aarch64-linux-gnu to check aarch64 layouts");
-        return;
-    }
-    // x86_64 Rust layouts equal aarch64's when the C layouts are equal on both: every field is a
-    // fixed-width integer, an array of one, or a pointer/usize, which LP64 aligns alike.
+fn layouts_match_c_headers() {
+    // A precondition missing is a failure, not a skip: otherwise the claim would go unproven.
+    let cc = target_cc().unwrap_or_else(|e| panic!("{e}"));
+    let headers = lab_headers();
+    assert!(
+        headers.is_some() || std::env::var_os("CI").is_none(),
+        "CI must check against the lab kernel's 6.12 uapi headers: run `LAB_ARCH={} \
+         ci/lab/build-kernel.sh` first (it installs them)",
+        kernel_arch()
+    );
     let facts = facts();
-    let dir = tmpdir("aarch64");
+    let dir = tmpdir(ARCH);
     let src = dir.join("layout.c");
-    std::fs::write(&src, c_source(&facts, false)).unwrap();
+    std::fs::write(&src, c_source(&facts)).unwrap();
     let asm = dir.join("layout.s");
-    let out = Command::new(gcc)
-        .args(include_args(true, &dir))
+    let out = Command::new(&cc)
+        .args(headers.iter().map(|p| format!("-I{}", p.display())))
         .args(["-S", "-O0", "-o"])
         .arg(&asm)
         .arg(&src)
@@ -406,9 +397,16 @@ fn layouts_match_c_headers_aarch64() {
         .unwrap();
     assert!(
         out.status.success(),
-        "aarch64 gcc failed:\n{}",
+        "{cc} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let vals = aarch64_values(&std::fs::read_to_string(&asm).unwrap());
-    compare("aarch64", &facts, &vals);
+    eprintln!(
+        "{ARCH}: compiler {cc}, headers {}",
+        headers.map_or("the compiler's (linux-libc-dev)".into(), |p| p
+            .display()
+            .to_string())
+    );
+    let vals = asm_values(&std::fs::read_to_string(&asm).unwrap());
+    compare(ARCH, &facts, &vals);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,12 +15,13 @@
 # m2mfuzz run's just before it, steadier when the boot drifts. The first run of each side is
 # untimed and checked: a failing op would make either side faster (it also pays TCG's
 # translation of the code and the page cache). Single runs vary by +-15% under TCG, hence
-# medians of 11. Prints a table, writes OUT/overhead.{md,json}; asserts nothing.
+# medians of 11. Prints a table, writes OUT/overhead.{md,json}; asserts nothing. LAB_ARCH=arm64
+# runs it in the arm64 lab (both sides built for aarch64).
 #   bench-overhead.sh [--out DIR] [--reps 11] [--n 1000] [--n-ioctls 10000]
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-need_pkgs jq gcc libc6-dev
-out="$REPO_DIR/lab-out/bench-overhead" reps=11 n=1000 n_ioctls=10000
+need_pkgs jq "${LAB_CC_PKGS[@]}"
+out="$REPO_DIR/lab-out/bench-overhead$LAB_SUFFIX" reps=11 n=1000 n_ioctls=10000
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out=$2; shift 2 ;;
@@ -33,9 +34,9 @@ done
 rm -rf "$out"; mkdir -p "$out/share/progs"
 "$LAB_DIR/build-guest-bins.sh" "$out/share"
 "$LAB_DIR/build-kernel.sh" >/dev/null
-headers="$LAB_CACHE/headers/include"
-gcc -O2 -static -o "$out/share/bin/timeit" "$LAB_DIR/bench/timeit.c"
-gcc -O2 -static -Wall -I"$headers" -I"$REPO_DIR/src/repro" -o "$out/share/bin/loop" "$LAB_DIR/bench/loop.c"
+headers="$LAB_CACHE/headers$LAB_SUFFIX/include"
+"$LAB_CC" -O2 -static -o "$out/share/bin/timeit" "$LAB_DIR/bench/timeit.c"
+"$LAB_CC" -O2 -static -Wall -I"$headers" -I"$REPO_DIR/src/repro" -o "$out/share/bin/loop" "$LAB_DIR/bench/loop.c"
 head='# m2mfuzz program v1
 # driver: vim2m
 open node=vim2m -> c0

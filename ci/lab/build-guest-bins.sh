@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Build the static binaries the guest runs (m2mfuzz and the lab device test binary) into DIR/bin.
+# Build the static binaries the guest runs (m2mfuzz and the lab device test binary) into DIR/bin,
+# for LAB_ARCH's target (aarch64 for arm64, with Debian's Rust: see target_cargo).
 #   build-guest-bins.sh DIR
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 dest=${1:?usage: build-guest-bins.sh DIR}
 mkdir -p "$dest/bin"
-target=x86_64-unknown-linux-gnu
+target=$LAB_RUST_TARGET
 cd "$REPO_DIR"
 # Static glibc binaries run in the busybox initramfs with no libraries. Not position-independent:
 # a static-pie binary relocates itself at every start, which under TCG made each m2mfuzz process
@@ -13,9 +14,9 @@ cd "$REPO_DIR"
 # but the shrinker and replay start one process per candidate).
 export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static"
 log "building static guest binaries (release, $target)"
-cargo build --release --locked --target "$target" --bin m2mfuzz >&2
+target_cargo "$target" build --release --locked --bin m2mfuzz >&2
 cp "target/$target/release/m2mfuzz" "$dest/bin/"
-cargo test --release --locked --target "$target" --test lab_devices --no-run --message-format=json 2>/dev/null \
+target_cargo "$target" test --release --locked --test lab_devices --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)

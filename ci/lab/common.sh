@@ -8,6 +8,64 @@ mkdir -p "$LAB_CACHE"
 log() { printf '[lab] %s\n' "$*" >&2; }
 die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }
 
+# The lab's architecture: x86_64 (default), or arm64, the boards' (RK3566/RK3588), under TCG.
+# Every lab script takes it from LAB_ARCH, so one set of scripts serves both. LAB_CC compiles
+# static guest programs (C), LAB_SUFFIX tells cache entries and lab-out directories apart.
+LAB_ARCH=${LAB_ARCH:-x86_64}
+case "$LAB_ARCH" in
+    x86_64|amd64) LAB_ARCH=x86_64; LAB_RUST_TARGET=x86_64-unknown-linux-gnu
+        LAB_KIMAGE=arch/x86/boot/bzImage LAB_QEMU=qemu-system-x86_64 LAB_QEMU_PKG=qemu-system-x86
+        LAB_DEB_ARCH=amd64 LAB_SUFFIX="" LAB_CC=gcc LAB_CC_PKGS=(gcc libc6-dev) ;;
+    arm64|aarch64) LAB_ARCH=arm64; LAB_RUST_TARGET=aarch64-unknown-linux-gnu
+        LAB_KIMAGE=arch/arm64/boot/Image LAB_QEMU=qemu-system-aarch64 LAB_QEMU_PKG=qemu-system-arm
+        LAB_DEB_ARCH=arm64 LAB_SUFFIX=-arm64 LAB_CC=aarch64-linux-gnu-gcc
+        LAB_CC_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
+    *) die "LAB_ARCH=$LAB_ARCH: the lab knows x86_64 and arm64" ;;
+esac
+export LAB_ARCH
+
+# Cargo for a target: rustup's for x86_64; for aarch64, Debian's rustc-web/cargo-web (rustup has
+# no aarch64 std here and cannot download one), with the cross linker set for that target only,
+# static so the binary runs on any board and in the initramfs, and qemu-user as the test runner.
+# Not position-independent, the same flags as the lab's guest binaries (build-guest-bins.sh), so
+# one release build serves the board and the lab. PATH is left alone: rustup's toolchain stays
+# the default for everything else.
+#   target_cargo TARGET SUBCOMMAND ARGS…
+target_cargo() {
+    local target=$1 sub=$2; shift 2
+    case "$target" in
+        x86_64-unknown-linux-gnu) cargo "$sub" --target "$target" "$@" ;;
+        aarch64-unknown-linux-gnu)
+            need_aarch64_rust
+            RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+            CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+            CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+            CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static \
+                /usr/bin/cargo "$sub" --target "$target" "$@" ;;
+        *) die "target_cargo: no recipe for $target" ;;
+    esac
+}
+
+# Run a guest binary (DIR/bin/…, built for the lab's architecture) on this x86_64 host: arm64's
+# under qemu-user.
+#   host_run BINARY ARGS…
+host_run() {
+    if [ "$LAB_ARCH" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then qemu-aarch64-static "$@"; else "$@"; fi
+}
+
+# Debian's Rust with an aarch64 std, the cross gcc, and qemu-user to run what they build.
+need_aarch64_rust() {
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        [ "$(id -u)" = 0 ] || die "need root for dpkg --add-architecture arm64"
+        log "adding the arm64 dpkg architecture (for libstd-rust-web-dev:arm64)"
+        dpkg --add-architecture arm64
+        apt-get update -qq >/dev/null || die "apt-get update failed"
+    fi
+    need_pkgs rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu \
+        libc6-dev-arm64-cross qemu-user-static
+    [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] || die "/usr/bin/cargo or /usr/bin/rustc missing after installing cargo-web rustc-web"
+}
+
 # Boot the lab for one job: `run.sh --out OUT ARGS…`, its messages in OUT/run.log. Returns the
 # job's exit code in LAB_RC (and as the status). A time-out (124) or a guest that died without a
 # result (125) is no answer of the job: lab_boot_status says so on stderr with the console's path
@@ -78,6 +136,7 @@ static_libfuzzer() {
 # Build a fuzz target as a static binary the guest can run: DIR/bin/TARGET.
 build_fuzz_target() {
     local target=$1 dest=$2 lib
+    [ "$LAB_ARCH" = x86_64 ] || die "the fuzz targets are built for the x86_64 lab only (LAB_ARCH=$LAB_ARCH)"
     need_cargo_fuzz
     need_pkgs jq g++
     mkdir -p "$dest/bin"

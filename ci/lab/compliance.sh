@@ -5,6 +5,7 @@
 #   compliance.sh [--out DIR] [--cmdline "ARGS"] [--write-baseline]
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
+[ "$LAB_ARCH" = x86_64 ] || die "compliance.sh runs in the x86_64 lab only: the $LAB_ARCH initramfs has no v4l2-compliance"
 out="$REPO_DIR/lab-out/compliance" cmdline="" write=0
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -2,11 +2,11 @@
 # Regression gate: replay corpus programs in the lab and fail on any unexpected outcome.
 # One boot replays them all (lockdep programs last); a program left unjudged because an earlier
 # report had switched lockdep off is replayed again in a fresh boot of its own.
-#   replay.sh [--out DIR] PATH…   (default: corpora)
+#   replay.sh [--out DIR] PATH…   (default: corpora; LAB_ARCH=arm64: in the arm64 lab)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 need_pkgs jq
-out="$REPO_DIR/lab-out/replay"
+out="$REPO_DIR/lab-out/replay$LAB_SUFFIX"
 if [ "${1:-}" = --out ]; then out=$2; shift 2; fi
 [ $# -gt 0 ] || set -- "$REPO_DIR/corpora"
 rm -rf "$out"; mkdir -p "$out/share/corpus"

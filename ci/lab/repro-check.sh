@@ -25,7 +25,7 @@ headers="$LAB_CACHE/headers/include"
 fail=0
 for p in "${progs[@]}"; do
     name=$(basename "$p" .m2m)
-    "$out/share/bin/m2mfuzz" repro --c "$p" -o "$out/share/repros/$name.c"
+    host_run "$out/share/bin/m2mfuzz" repro --c "$p" -o "$out/share/repros/$name.c"
     gcc -Wall -Wextra -Werror -O2 -static -I"$headers" -o "$out/share/repros/$name" "$out/share/repros/$name.c" \
         || die "$name: the reproducer does not compile"
     sw=$(sed -n 's/^# switch: //p' "$p" | head -1)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Run the device tests in the lab: build the static binaries, boot the lab kernel, run
-# `m2mfuzz probe` and the lab_devices test binary in the guest. Exit code: the tests'.
+# Run the device tests in the lab (LAB_ARCH=arm64 for the arm64 one): build the static binaries,
+# boot the lab kernel, run `m2mfuzz probe` and the lab_devices test binary in the guest. Exit
+# code: the tests'.
 #   run-tests.sh [--out DIR] [--cmdline "ARGS"]
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-out="$REPO_DIR/lab-out/tests" cmdline=""
+out="$REPO_DIR/lab-out/tests$LAB_SUFFIX" cmdline=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out=$2; shift 2 ;;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run `m2mfuzz stress` in the lab and write its report on the host.
+# Run `m2mfuzz stress` in the lab (LAB_ARCH=arm64: the arm64 one) and write its report on the host.
 #   stress.sh [--out DIR] [--profile FILE] [--cmdline "ARGS"] [--timeout S] [--check-trace]
 #             [-- STRESS-ARGS…]
 # --check-trace: an independent tracefs instance counts dma_fence and vb2 events over the whole
@@ -12,7 +12,7 @@
 # Exit code: m2mfuzz's (0 clean, 1 findings), or the runner's (124 time-out, 125 guest died).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-out="$REPO_DIR/lab-out/stress" profile="stress-profiles/lab-smoke.toml" cmdline="" timeout="" check=0
+out="$REPO_DIR/lab-out/stress$LAB_SUFFIX" profile="stress-profiles/lab-smoke.toml" cmdline="" timeout="" check=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out=$2; shift 2 ;;
@@ -77,14 +77,14 @@ elif guest_failed $rc; then
     log "the guest failed before the run directory was written: nothing to recover"
 fi
 if [ -f "$out/share/out/run/run.json" ]; then
-    "$out/share/bin/m2mfuzz" report "$out/share/out/run" -o "$out/report.md"
+    host_run "$out/share/bin/m2mfuzz" report "$out/share/out/run" -o "$out/report.md"
     log "report: $out/report.md"
 fi
 if [ $check = 1 ] && ! guest_failed $rc; then
     need_pkgs jq
     [ -f "$out/share/out/trace-counts.txt" ] || die "no reference trace counts (the guest did not finish)"
     lost=$(awk '{ s += $2 } END { print s + 0 }' "$out/share/out/trace-overrun.txt")
-    "$out/share/bin/m2mfuzz" report --json "$out/share/out/run" | jq -c 'select(.summary) | .summary.totals.events' > "$out/report-events.json"
+    host_run "$out/share/bin/m2mfuzz" report --json "$out/share/out/run" | jq -c 'select(.summary) | .summary.totals.events' > "$out/report-events.json"
     bad=0
     {
         echo "| event | report | tracefs (independent instance) |"; echo "|---|---:|---:|"

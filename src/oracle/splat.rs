@@ -127,9 +127,22 @@ fn start_class(l: &str) -> Option<SplatClass> {
 }
 
 /// Frames that say nothing about who is at fault: lockdep, allocation hooks, the stack dumper,
-/// locking primitives, coverage instrumentation.
+/// locking primitives, coverage instrumentation; and, on arm64, the stack dumper's and the
+/// exception and syscall entry's own frames.
 fn generic(func: &str) -> bool {
     const PREFIXES: &[&str] = &[
+        "dump_backtrace",
+        "__dump_backtrace",
+        "el0t_",
+        "el1h_",
+        "el0_",
+        "el1_",
+        "do_el0_",
+        "invoke_syscall",
+        "__arm64_sys",
+        "call_on_irq_stack",
+        "do_interrupt_handler",
+        "gic_handle_irq",
         "lock_",
         "__lock_",
         "check_",
@@ -232,6 +245,7 @@ fn frame_func_any(line: &str) -> Option<&str> {
         return None;
     }
     let t = t.strip_prefix("RIP: 0010:").unwrap_or(t);
+    let t = t.strip_prefix("pc : ").unwrap_or(t);
     let name = t.split("+0x").next()?.trim();
     let name = name.rsplit(' ').next()?;
     (!name.is_empty()
@@ -355,9 +369,11 @@ fn title_function(class: SplatClass, text: &str) -> String {
             }
         }
     }
+    // x86's faulting instruction, or arm64's (`pc : func+0x1/0x2`).
     let rip = text.lines().find_map(|l| {
-        l.trim_start()
-            .strip_prefix("RIP: 0010:")
+        let l = l.trim_start();
+        l.strip_prefix("RIP: 0010:")
+            .or_else(|| l.strip_prefix("pc : "))
             .and_then(frame_func)
     });
     if matches!(
