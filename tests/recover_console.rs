@@ -260,3 +260,78 @@ fn a_pstore_dump_in_parts_gives_the_same_findings_as_the_console() {
     assert_eq!(strip(&a), strip(&b));
     assert!(!a.reports.is_empty());
 }
+
+/// `strace`'s log of `m2mfuzz stress --recover` storing the wedge's finding: every directory it
+/// created or renamed into must be fsynced, or a crash right after can lose the finding's name
+/// although its files were synced. The real binary, traced; strace is installed by ci/setup.sh.
+#[test]
+fn a_recovered_finding_is_fsynced_with_its_directories() {
+    let strace = std::process::Command::new("strace").arg("-V").output();
+    assert!(
+        strace.is_ok_and(|o| o.status.success()),
+        "this test traces the binary with strace: apt-get install strace (ci/setup.sh does)"
+    );
+    let run = scratch_run("double-put", "fsync");
+    let log = run.with_extension("strace");
+    let status = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=openat,fsync,fdatasync", "-o"])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_m2mfuzz"))
+        .args(["stress", "--recover"])
+        .arg(&run)
+        .arg("--console")
+        .arg(fixture("double-put").join("console.log"))
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "recover stores the finding and says so"
+    );
+    let trace = std::fs::read_to_string(&log).unwrap();
+    // fd → the path it was last opened on, and the paths whose fds were fsynced.
+    let mut open = std::collections::BTreeMap::new();
+    let mut synced = std::collections::BTreeSet::new();
+    for l in trace.lines() {
+        let l = l.split_once(' ').map_or(l, |x| x.1).trim();
+        if let (Some(path), Some(fd)) = (
+            l.strip_prefix("openat(AT_FDCWD, \"")
+                .and_then(|r| r.split_once('"'))
+                .map(|x| x.0.to_string()),
+            l.rsplit_once("= ")
+                .and_then(|x| x.1.trim().parse::<i32>().ok()),
+        ) {
+            open.insert(fd, path);
+        } else if let Some(fd) = l
+            .strip_prefix("fsync(")
+            .or_else(|| l.strip_prefix("fdatasync("))
+            .and_then(|r| r.split_once(')'))
+            .and_then(|x| x.0.parse::<i32>().ok())
+        {
+            if let Some(p) = open.get(&fd) {
+                synced.insert(p.clone());
+            }
+        }
+    }
+    let stored = findings(&run);
+    assert!(!stored.is_empty(), "the finding was stored");
+    let dir = stored[0].0.clone();
+    let tmp = dir.with_file_name(format!(
+        ".tmp-{}",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    for must in [
+        run.join("findings"),
+        tmp.clone(),
+        tmp.join("programs"),
+        // Files are written as NAME.tmp, fsynced, then renamed.
+        tmp.join("finding.tmp"),
+    ] {
+        let want = must.to_string_lossy().to_string();
+        assert!(
+            synced.contains(&want),
+            "{want} was not fsynced; fsynced: {synced:#?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(run.parent().unwrap().parent().unwrap());
+}
