@@ -2,7 +2,7 @@
 //! and the lab runner): one report class per fault switch, plus a report from an unrelated
 //! subsystem that must be attributed elsewhere, and a clean control boot; and the stale-read
 //! oracle fed a recorded run op by op.
-use m2mfuzz::exec::outcome::{BufFacts, Detail};
+use m2mfuzz::exec::outcome::{BufFacts, Detail, SyncFacts};
 use m2mfuzz::exec::{BufId, Ctx, ExecState, OpResult, Outcome, QueueState, Resource};
 use m2mfuzz::oracle::hang::vb2_fences;
 use m2mfuzz::oracle::ledger::{stable_timeline, Ledger};
@@ -222,7 +222,8 @@ fn hung_waits_name_the_pending_vb2_fence() {
             .find(|v| v["op"].as_str().unwrap().starts_with("wait "))
             .unwrap();
         assert_eq!(wait["result"]["result"], "timed_out", "{name}");
-        let fences = vb2_fences(wait["detail"].as_str().unwrap());
+        let facts = SyncFacts::parse(wait["detail"].as_str().unwrap()).unwrap();
+        let fences = vb2_fences(&facts);
         assert_eq!(fences.len(), 1, "{name}");
         assert_eq!(stable_timeline(&fences[0].0), timeline);
         assert_eq!(fences[0].1, 0, "pending");
@@ -297,8 +298,8 @@ fn recorded_finding(run: &[serde_json::Value]) -> serde_json::Value {
     f[0].clone()
 }
 
-/// An outcome as `m2mfuzz run --json` printed it; a returned buffer's facts as the executor
-/// keeps them ([`Detail::Buf`]).
+/// An outcome as `m2mfuzz run --json` printed it; a returned buffer's facts and a sync_file's
+/// as the executor keeps them ([`Detail::Buf`], [`Detail::Fences`]).
 fn outcome(l: &serde_json::Value) -> Outcome {
     let r = &l["result"];
     let result = match r["result"].as_str().unwrap() {
@@ -330,7 +331,11 @@ fn outcome(l: &serde_json::Value) -> Outcome {
         duration_us: l["duration"].as_u64().unwrap() as u32,
         detail: l["detail"]
             .as_str()
-            .map(|d| buf(d).map_or_else(|| Detail::Text(d.into()), Detail::Buf)),
+            .map(|d| match (buf(d), SyncFacts::parse(d)) {
+                (Some(b), _) => Detail::Buf(b),
+                (None, Some(f)) => Detail::Fences(Box::new(f)),
+                (None, None) => Detail::Text(d.into()),
+            }),
     }
 }
 

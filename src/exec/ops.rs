@@ -1,5 +1,5 @@
 //! How each op is carried out.
-use super::outcome::{BufFacts, Detail};
+use super::outcome::{BufFacts, Detail, FenceFact, SyncFacts};
 use super::{BufId, Ctx, ExecState, OpResult, QueueState, Resource};
 use crate::device;
 use crate::program::{Handle, Memory, Op, Queue};
@@ -591,7 +591,7 @@ impl ExecState {
                 if let Some(b) = self.provenance.get(dmabuf).copied() {
                     self.provenance.insert(*ret, b);
                 }
-                ok_with(e.fd.into(), info_text(e.fd)?)
+                ok_detail(e.fd.into(), info_detail(e.fd, None)?)
             }
             Op::ImportSyncFile { dmabuf, sync, dir } => {
                 let mut i = dma_buf_import_sync_file {
@@ -614,10 +614,9 @@ impl ExecState {
                 let fd = self.fd(sync);
                 let wait = self.wait_ms(Some(*timeout_ms));
                 let r = self.poll(fd, PollFlags::POLLIN, wait);
-                let info = info_text(fd)?;
                 match r {
-                    Ok(rev) => ok_with(1, format!("revents={rev:?} {info}")),
-                    Err(e) => (e, Some(Detail::Text(info.into()))),
+                    Ok(rev) => ok_detail(1, info_detail(fd, Some(rev))?),
+                    Err(e) => (e, Some(info_detail(fd, None)?)),
                 }
             }
             Op::PollDmabuf {
@@ -631,8 +630,8 @@ impl ExecState {
                 ok(rev.bits().into())
             }
             Op::FenceInfo { sync } => {
-                let (status, text) = fence_info(self.fd(sync))?;
-                ok_with(status.into(), text)
+                let facts = fence_info(self.fd(sync))?;
+                ok_detail(facts.status.into(), Detail::Fences(Box::new(facts)))
             }
             Op::Merge { a, b, ret } => {
                 let mut m = sync_merge_data {
@@ -812,19 +811,25 @@ fn ino(fd: RawFd) -> u64 {
     nix::sys::stat::fstat(fd).map(|s| s.st_ino).unwrap_or(0)
 }
 
-/// [`fence_info`]'s text for an op's detail; an error becomes part of the text, a bad reply
-/// the op's result.
-fn info_text(fd: RawFd) -> Result<String, OpResult> {
+/// [`fence_info`]'s facts as an op's detail, with the poll's `revents` of a wait; an error
+/// becomes the detail's text, a bad reply the op's result.
+fn info_detail(fd: RawFd, revents: Option<PollFlags>) -> Result<Detail, OpResult> {
     match fence_info(fd) {
-        Ok((_, text)) => Ok(text),
+        Ok(facts) => Ok(Detail::Fences(Box::new(SyncFacts { revents, ..facts }))),
         Err(r @ OpResult::BadReply { .. }) => Err(r),
-        Err(e) => Ok(format!("info: {e}")),
+        Err(e) => Ok(Detail::Text(
+            match revents {
+                Some(rev) => format!("revents={rev:?} info: {e}"),
+                None => format!("info: {e}"),
+            }
+            .into(),
+        )),
     }
 }
 
-/// SYNC_IOC_FILE_INFO: the status and a line per fence (`driver/timeline status`). A fence
-/// count beyond [`MAX_FENCES`] is a bad reply, not an allocation.
-pub fn fence_info(fd: RawFd) -> Result<(i32, String), OpResult> {
+/// SYNC_IOC_FILE_INFO: the sync_file's status and each fence's driver, timeline, status and
+/// timestamp. A fence count beyond [`MAX_FENCES`] is a bad reply, not an allocation.
+pub fn fence_info(fd: RawFd) -> Result<SyncFacts, OpResult> {
     let mut info = sync_file_info::default();
     // SAFETY: with num_fences 0 and a null entry pointer the kernel only counts.
     unsafe { ioctl::sync_file_info(fd, &mut info) }.map_err(OpResult::errno)?;
@@ -840,21 +845,19 @@ pub fn fence_info(fd: RawFd) -> Result<(i32, String), OpResult> {
         // SAFETY: the entry pointer is to `num_fences` live entries.
         unsafe { ioctl::sync_file_info(fd, &mut info) }.map_err(OpResult::errno)?;
     }
-    let list: Vec<String> = fences
-        .iter()
-        .map(|f| {
-            format!(
-                "{}/{}:{}",
-                cstr(&f.driver_name),
-                cstr(&f.obj_name),
-                f.status
-            )
-        })
-        .collect();
-    Ok((
-        info.status,
-        format!("status={} fences=[{}]", info.status, list.join(" ")),
-    ))
+    Ok(SyncFacts {
+        revents: None,
+        status: info.status,
+        fences: fences
+            .iter()
+            .map(|f| FenceFact {
+                driver: cstr(&f.driver_name),
+                timeline: cstr(&f.obj_name),
+                status: f.status,
+                timestamp_ns: f.timestamp_ns,
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]

@@ -97,6 +97,8 @@ pub enum Detail {
     Text(Box<str>),
     /// A v4l2_buffer the kernel returned.
     Buf(BufFacts),
+    /// What SYNC_IOC_FILE_INFO said of a sync_file (boxed: an outcome is kept small).
+    Fences(Box<SyncFacts>),
 }
 
 impl Detail {
@@ -105,6 +107,15 @@ impl Detail {
         match self {
             Detail::Text(t) => Cow::Borrowed(t),
             Detail::Buf(b) => Cow::Owned(b.to_string()),
+            Detail::Fences(f) => Cow::Owned(f.to_string()),
+        }
+    }
+
+    /// The sync_file facts, where the detail holds them.
+    pub fn fences(&self) -> Option<&SyncFacts> {
+        match self {
+            Detail::Fences(f) => Some(f),
+            _ => None,
         }
     }
 }
@@ -114,6 +125,7 @@ impl fmt::Display for Detail {
         match self {
             Detail::Text(t) => f.write_str(t),
             Detail::Buf(b) => b.fmt(f),
+            Detail::Fences(s) => s.fmt(f),
         }
     }
 }
@@ -171,6 +183,113 @@ impl fmt::Display for BufFacts {
     }
 }
 
+/// One fence of a sync_file, as SYNC_IOC_FILE_INFO reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FenceFact {
+    /// The fence's driver (`vb2`, `stub`, `sw_sync`, …).
+    pub driver: String,
+    /// Its timeline (`vim2m-cap-22`, …).
+    pub timeline: String,
+    /// 1 signalled, 0 pending, negative: signalled with that error.
+    pub status: i32,
+    /// When it signalled (CLOCK_MONOTONIC ns; 0 while pending, and in facts read back from text).
+    pub timestamp_ns: u64,
+}
+
+impl FenceFact {
+    /// Still pending.
+    pub fn pending(&self) -> bool {
+        self.status == 0
+    }
+
+    /// A release fence of the code under test (vb2's producer fence).
+    pub fn producer(&self) -> bool {
+        self.driver == "vb2"
+    }
+}
+
+/// What SYNC_IOC_FILE_INFO said of a sync_file, and for a wait what its poll returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncFacts {
+    /// What the poll of a `wait` returned (printed first).
+    pub revents: Option<PollFlags>,
+    /// The sync_file's status: 1 signalled, 0 pending, negative an error.
+    pub status: i32,
+    /// Its fences.
+    pub fences: Vec<FenceFact>,
+}
+
+impl SyncFacts {
+    /// Whether the sync_file says nothing is pending (signalled without error).
+    pub fn signalled(&self) -> bool {
+        self.status == 1
+    }
+
+    /// The facts back from their text (`[revents=… ]status=N fences=[drv/timeline:status …]`),
+    /// for runs recorded by `run --json`; timestamps are not in the text and read back as 0.
+    pub fn parse(text: &str) -> Option<SyncFacts> {
+        let rest = text.trim_start();
+        let (revents, rest) = match rest.strip_prefix("revents=") {
+            Some(r) => {
+                let (flags, rest) = r.split_once(' ')?;
+                (Some(parse_poll_flags(flags)?), rest)
+            }
+            None => (None, rest),
+        };
+        let rest = rest.strip_prefix("status=")?;
+        let (status, rest) = rest.split_once(' ')?;
+        let list = rest.strip_prefix("fences=[")?.strip_suffix(']')?;
+        let fences = list
+            .split_whitespace()
+            .map(|f| {
+                let (driver, rest) = f.split_once('/')?;
+                let (timeline, status) = rest.rsplit_once(':')?;
+                Some(FenceFact {
+                    driver: driver.into(),
+                    timeline: timeline.into(),
+                    status: status.parse().ok()?,
+                    timestamp_ns: 0,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(SyncFacts {
+            revents,
+            status: status.parse().ok()?,
+            fences,
+        })
+    }
+}
+
+/// `PollFlags(POLLIN | POLLOUT)` as `{:?}` prints it.
+fn parse_poll_flags(s: &str) -> Option<PollFlags> {
+    let inner = s.strip_prefix("PollFlags(")?.strip_suffix(')')?;
+    let mut f = PollFlags::empty();
+    for name in inner.split('|').map(str::trim).filter(|n| !n.is_empty()) {
+        f |= PollFlags::from_name(name).or_else(|| {
+            name.strip_prefix("0x")
+                .and_then(|h| i16::from_str_radix(h, 16).ok())
+                .map(PollFlags::from_bits_retain)
+        })?;
+    }
+    Some(f)
+}
+
+impl fmt::Display for SyncFacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(r) = self.revents {
+            write!(f, "revents={r:?} ")?;
+        }
+        write!(f, "status={} fences=[", self.status)?;
+        for (i, x) in self.fences.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{}/{}:{}", x.driver, x.timeline, x.status)?;
+        }
+        f.write_str("]")
+    }
+}
+
 impl fmt::Display for OpResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -215,6 +334,40 @@ mod tests {
         assert_eq!(o.detail_text().as_deref(), v["detail"].as_str());
         assert_eq!(v["duration"], 5);
         assert_eq!(o.duration(), Duration::from_micros(5));
+        assert_eq!(std::mem::size_of::<Outcome>(), 48);
+    }
+
+    #[test]
+    fn sync_facts_print_the_text_recorded_runs_hold_and_read_back() {
+        let f = SyncFacts {
+            revents: Some(PollFlags::POLLIN),
+            status: 0,
+            fences: vec![
+                FenceFact {
+                    driver: "vb2".into(),
+                    timeline: "vim2m-cap-22".into(),
+                    status: 0,
+                    timestamp_ns: 0,
+                },
+                FenceFact {
+                    driver: "sw_sync".into(),
+                    timeline: "m2mfuzz".into(),
+                    status: -125,
+                    timestamp_ns: 0,
+                },
+            ],
+        };
+        let text =
+            "revents=PollFlags(POLLIN) status=0 fences=[vb2/vim2m-cap-22:0 sw_sync/m2mfuzz:-125]";
+        let d = Detail::Fences(Box::new(f.clone()));
+        assert_eq!(d.text(), text);
+        assert_eq!(SyncFacts::parse(text), Some(f));
+        let stub = "status=1 fences=[stub/stub:1]";
+        let s = SyncFacts::parse(stub).unwrap();
+        assert!(s.signalled() && !s.fences[0].producer());
+        assert_eq!(s.to_string(), stub);
+        assert_eq!(SyncFacts::parse("status=1 fences=[]").unwrap().fences, []);
+        assert_eq!(SyncFacts::parse("info: ENOENT"), None);
         assert_eq!(std::mem::size_of::<Outcome>(), 48);
     }
 }

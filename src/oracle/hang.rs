@@ -4,6 +4,7 @@
 //! a hang, named by the fence.
 use super::{Finding, Kind};
 use crate::exec::fence_info;
+use crate::exec::outcome::SyncFacts;
 use crate::exec::{ExecState, OpResult, Outcome};
 use crate::program::Op;
 use std::time::Duration;
@@ -20,12 +21,13 @@ pub struct HangOracle {
     pub findings: Vec<Finding>,
 }
 
-/// `vb2/vim2m-cap-22:0` entries of a fence_info detail: (timeline, status).
-pub fn vb2_fences(detail: &str) -> Vec<(String, i32)> {
-    all_fences(detail)
-        .into_iter()
-        .filter(|(drv, _, _)| drv == "vb2")
-        .map(|(_, tl, st)| (tl, st))
+/// The producer (vb2) fences of a sync_file: (timeline, status).
+pub fn vb2_fences(facts: &SyncFacts) -> Vec<(String, i32)> {
+    facts
+        .fences
+        .iter()
+        .filter(|f| f.producer())
+        .map(|f| (f.timeline.clone(), f.status))
         .collect()
 }
 
@@ -102,15 +104,19 @@ impl HangOracle {
     /// hang; a fence of the program's own (sw_sync) is not the code under test's. With
     /// `blocked_if_none`, nothing pending at all means the op blocked on nothing: a kernel bug.
     fn judge_fences(&mut self, index: usize, op: &Op, fd: i32, blocked_if_none: bool) {
-        let detail = fence_info(fd).map(|(_, d)| d).unwrap_or_default();
-        let fences = all_fences(&detail);
-        if fences.iter().any(|(drv, _, st)| drv != "vb2" && *st == 0) {
+        let facts = fence_info(fd);
+        let detail = match &facts {
+            Ok(f) => f.to_string(),
+            Err(e) => format!("info: {e}"),
+        };
+        let fences = facts.map(|f| f.fences).unwrap_or_default();
+        if fences.iter().any(|f| !f.producer() && f.pending()) {
             return; // the program's own fence (sw_sync) holds it
         }
         let pending: Vec<String> = fences
             .into_iter()
-            .filter(|(drv, _, st)| drv == "vb2" && *st == 0)
-            .map(|(_, tl, _)| tl)
+            .filter(|f| f.producer() && f.pending())
+            .map(|f| f.timeline)
             .collect();
         if pending.is_empty() {
             if blocked_if_none {
@@ -127,7 +133,7 @@ impl HangOracle {
         if poll_in(fd, deadline) {
             return; // slow, but it did signal
         }
-        let info = fence_info(fd).map(|(_, d)| d).unwrap_or_default();
+        let info = fence_info(fd).map(|f| f.to_string()).unwrap_or_default();
         let tl = super::ledger::stable_timeline(&pending[0]).to_string();
         let mut f = Finding::new(
             Kind::Hang,
@@ -154,23 +160,6 @@ fn blocked(index: usize, op: &Op, outcome: &Outcome) -> Finding {
         ),
         Some(index),
     )
-}
-
-/// Every `driver/timeline:status` entry of a fence_info detail.
-pub fn all_fences(detail: &str) -> Vec<(String, String, i32)> {
-    let Some(list) = detail.split("fences=[").nth(1) else {
-        return Vec::new();
-    };
-    list.split(']')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .filter_map(|f| {
-            let (drv, rest) = f.split_once('/')?;
-            let (tl, st) = rest.rsplit_once(':')?;
-            Some((drv.to_string(), tl.to_string(), st.parse().ok()?))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@
 //! was exported after the buffer's latest QBUF and holds a signalled producer (vb2) fence; a
 //! signalled stub counts only where the driver's release fences are known off (a stock kernel,
 //! the lab's switches), since the design publishes the fence at device_run, not at QBUF.
-use super::hang::all_fences;
 use super::{Finding, Kind};
-use crate::exec::outcome::Detail;
+use crate::exec::outcome::{Detail, SyncFacts};
 use crate::exec::{BufId, ExecState, OpResult, Outcome};
 use crate::program::{Handle, Op, Queue};
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,15 +53,19 @@ fn fences_known_off(driver: &str) -> bool {
 }
 
 impl StaleOracle {
-    fn fence_says_complete(&self, sync: &Handle, detail: &str, st: &ExecState) -> Option<BufId> {
+    fn fence_says_complete(
+        &self,
+        sync: &Handle,
+        facts: &SyncFacts,
+        st: &ExecState,
+    ) -> Option<BufId> {
         let (b, gen, queued) = *self.exports.get(sync)?;
         if self.orphaned.contains(sync) || !queued || self.qgen.get(&b).copied().unwrap_or(0) != gen
         {
             return None;
         }
-        let fences = all_fences(detail);
-        let producer = fences.iter().any(|(d, _, s)| d == "vb2" && *s == 1);
-        let stub = !fences.iter().any(|(d, _, _)| d == "vb2");
+        let producer = facts.fences.iter().any(|f| f.producer() && f.status == 1);
+        let stub = !facts.fences.iter().any(|f| f.producer());
         let driver = st.driver_of(&b.ctx).unwrap_or("");
         (producer || (stub && fences_known_off(driver))).then_some(b)
     }
@@ -72,6 +75,7 @@ impl StaleOracle {
         let Some(v) = ok_value(o) else { return };
         // Formatted only where it is read (a buffer's facts are kept raw: Detail::Buf).
         let detail = || o.detail_text().unwrap_or_default();
+        let fences = o.detail.as_ref().and_then(Detail::fences);
         let cap = |h: &Handle| {
             st.provenance
                 .get(h)
@@ -87,17 +91,20 @@ impl StaleOracle {
                 }
             }
             // A fence that signalled without error says the buffer is written.
-            Op::Wait { sync, .. } if v == 1 && detail().contains("status=1") => {
-                if let Some(b) = self.fence_says_complete(sync, &detail(), st) {
+            Op::Wait { sync, .. } if v == 1 => {
+                let Some(facts) = fences.filter(|f| f.signalled()) else {
+                    return;
+                };
+                if let Some(b) = self.fence_says_complete(sync, facts, st) {
                     self.complete
                         .insert(b, format!("op {index} `{op}` (fence signalled)"));
                 }
             }
             Op::FenceInfo { sync } if v == 1 => {
-                let detail = detail();
-                if let Some(b) = self.fence_says_complete(sync, &detail, st) {
+                let Some(facts) = fences else { return };
+                if let Some(b) = self.fence_says_complete(sync, facts, st) {
                     self.complete
-                        .insert(b, format!("op {index} `{op}` (fence signalled: {detail})"));
+                        .insert(b, format!("op {index} `{op}` (fence signalled: {facts})"));
                 }
             }
             Op::Dqbuf {
