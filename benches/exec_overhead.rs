@@ -2,7 +2,7 @@
 //! `/dev/null`, where every QUERYBUF fails at once with ENOTTY, so almost all the time is the
 //! harness's. Compared with the same ioctl in a bare loop. Prints figures, asserts nothing.
 //!   cargo bench --bench exec_overhead [-- N]
-use m2mfuzz::exec::{Ctx, ExecOptions, Executor, QueueState, Resource};
+use m2mfuzz::exec::{Ctx, ExecOptions, Executor, NodeClaim, QueueState, Resource};
 use m2mfuzz::program::{text, Handle, ResKind};
 use m2mfuzz::uapi::{ioctl, v4l2::v4l2_buffer};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -37,6 +37,7 @@ fn main() {
                 driver: "null".into(),
                 mplane: false,
                 queues: [QueueState::default(); 2],
+                claim: NodeClaim::new(u64::MAX),
             }),
         );
         let t = Instant::now();

@@ -3,7 +3,7 @@
 //! subsystem that must be attributed elsewhere, and a clean control boot; and the stale-read
 //! oracle fed a recorded run op by op.
 use m2mfuzz::exec::outcome::{BufFacts, Detail, SyncFacts};
-use m2mfuzz::exec::{BufId, Ctx, ExecState, OpResult, Outcome, QueueState, Resource};
+use m2mfuzz::exec::{BufId, Ctx, ExecState, NodeClaim, OpResult, Outcome, QueueState, Resource};
 use m2mfuzz::oracle::hang::vb2_fences;
 use m2mfuzz::oracle::ledger::{stable_timeline, Ledger};
 use m2mfuzz::oracle::splat::{self, SplatClass, UnderTest};
@@ -344,6 +344,21 @@ fn outcome(l: &serde_json::Value) -> Outcome {
 /// mapping and sync_file traced to its buffer (EXPBUF and MMAP name it, EXPORT_SYNC_FILE
 /// inherits its dmabuf's).
 fn stale_findings(run: &[serde_json::Value]) -> Vec<Finding> {
+    stale_findings_beside(run, false)
+}
+
+/// A node key of this test's own: tests run in parallel threads, and the executor counts
+/// contexts per node process-wide.
+fn fresh_node() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 62);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// As [`stale_findings`]; with `other_program`, another program of the process (a stress
+/// worker) has a context open on the node the whole time.
+fn stale_findings_beside(run: &[serde_json::Value], other_program: bool) -> Vec<Finding> {
+    let node = fresh_node();
+    let _other = other_program.then(|| NodeClaim::new(node));
     let lines: Vec<_> = run.iter().filter(|l| l.get("op").is_some()).collect();
     let src: String = lines
         .iter()
@@ -369,6 +384,7 @@ fn stale_findings(run: &[serde_json::Value]) -> Vec<Finding> {
                         driver,
                         mplane: false,
                         queues: [QueueState::default(); 2],
+                        claim: NodeClaim::new(node),
                     };
                     st.res.insert(*ret, Resource::Ctx(ctx));
                 }
@@ -423,6 +439,15 @@ fn edited(run: &[serde_json::Value], from: &str, to: &str) -> Vec<serde_json::Va
         .collect()
 }
 
+/// The recorded run with op `index` failed with `errno`.
+fn with_error(run: &[serde_json::Value], index: usize, errno: i32) -> Vec<serde_json::Value> {
+    let mut run = run.to_vec();
+    let l = run.iter_mut().find(|l| l["index"] == index).unwrap();
+    l["result"] = serde_json::json!({"result": "err", "errno": errno});
+    l["detail"] = serde_json::Value::Null;
+    run
+}
+
 /// The recorded run with op `index`'s outcome replaced.
 fn with_outcome(
     run: &[serde_json::Value],
@@ -441,9 +466,8 @@ fn with_outcome(
 fn a_reader_trusting_a_signalled_fence_reads_the_canary_a_stale_read() {
     // The lab run: a 300 ms vim2m job; the sync_file exported while it runs says done (op 17),
     // and a check of the CAPTURE buffer right after (op 18) finds none of the job's output.
-    // Here the sync_file holds a signalled vim2m fence, where the lab's had a stub: the oracle
-    // counts a stub only where a lab module parameter says the release fences are off, which
-    // a host has not (see the_recorded_stub_is_not_judged_without_the_labs_fence_switch).
+    // Here the sync_file holds a signalled vim2m fence, where the lab's had a stub: a producer
+    // fence that signals before the data is written is a stale read at once.
     let run = edited(&stale_run(), STUB, VB2_SIGNALLED);
     let findings = stale_findings(&run);
     assert_eq!(findings.len(), 1, "{findings:#?}");
@@ -470,16 +494,57 @@ fn the_same_check_is_no_stale_read_when_the_fence_is_pending_or_the_frame_is_the
 }
 
 #[test]
-fn the_recorded_stub_is_not_judged_without_the_labs_fence_switch() {
-    // As recorded, the only "done" is a signalled stub. The oracle counts one only where the
-    // driver's release-fence module parameter reads N, so off the lab it gives nothing.
-    // When it judges the fence contract from what the kernel shows instead (issue 18), this
-    // run must give its recorded finding here: assert that instead.
+fn the_recorded_stub_exported_after_the_job_started_is_a_stale_read_without_the_labs_switch() {
+    // As recorded on the lab kernel with vim2m's release fences off (a stock kernel): STREAMON
+    // (op 14) made the only context on the node ready, so the m2m core ran its job before the
+    // ioctl returned; the sync_file exported 50 ms later (op 16) is a signalled stub, the check
+    // (op 18) finds none of the frame, and DQBUF (op 19) returns the buffer without ERROR: the
+    // frame came after the check, so the job was running at the export. No module parameter
+    // is read (this host has none of the lab's).
     let run = stale_run();
     let findings = stale_findings(&run);
-    assert!(
-        findings.is_empty(),
-        "the stub was judged without the lab's switch: assert {} here now ({findings:#?})",
-        recorded_finding(&run)
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let f = &findings[0];
+    let recorded = recorded_finding(&run);
+    assert_eq!(f.kind, Kind::StaleRead);
+    assert_eq!(f.title, recorded["title"].as_str().unwrap());
+    assert_eq!(f.signature, recorded["signature"].as_str().unwrap());
+    assert_eq!(f.op, Some(19), "named by the op that showed it");
+    for clause in [
+        "op 16 `export_sync_file d0 dir=read -> s0` (stale read: export_sync_file(read) returned \
+         a signalled stub while the frame was being written: status=1 fences=[stub/stub:1]; op 14 \
+         had started the job writing it",
+        "op 18 `check m1 byte=0x3c`: 614400 of 614400 bytes differ from 0x3c",
+        "op 19 `dqbuf c0 queue=cap timeout_ms=3000` showed the frame written after that check",
+    ] {
+        assert!(
+            f.evidence.contains(clause),
+            "{clause}\nnot in\n{}",
+            f.evidence
+        );
+    }
+}
+
+#[test]
+fn a_stub_is_no_stale_read_unless_the_job_had_certainly_started() {
+    let run = stale_run();
+    // OUTPUT's QBUF failed: no job could start, the stub is the design's.
+    let findings = stale_findings(&with_error(&run, 12, libc::EINVAL));
+    assert!(findings.is_empty(), "{findings:#?}");
+    // Another program's context on the node might have had a job running: ours may have
+    // waited behind it, and its stub been right.
+    let findings = stale_findings_beside(&run, true);
+    assert!(findings.is_empty(), "{findings:#?}");
+    // The job ended in ERROR (DQBUF says so): it may have failed before the export, leaving the
+    // canary, and then the stub was right.
+    let failed = with_outcome(
+        &run,
+        19,
+        0,
+        "index=0 flags=0x4041[ERROR] bytesused=614400 seq=0",
     );
+    let findings = stale_findings(&failed);
+    assert!(findings.is_empty(), "{findings:#?}");
+    // The same run unedited does give it (the test above): each edit is what took it away.
+    assert_eq!(stale_findings(&run).len(), 1);
 }

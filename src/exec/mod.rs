@@ -93,6 +93,66 @@ pub struct Ctx {
     pub mplane: bool,
     /// [OUTPUT, CAPTURE].
     pub queues: [QueueState; 2],
+    /// This context's place in the process's count of contexts per node (last: the fd closes,
+    /// which waits for the context's running job, before the count drops).
+    pub claim: NodeClaim,
+}
+
+/// How many contexts this process has open on one node, and how many it ever opened there.
+#[derive(Debug, Default)]
+struct NodeUsers {
+    open: std::sync::atomic::AtomicU32,
+    opened: std::sync::atomic::AtomicU64,
+}
+
+/// Nodes by device number (`st_rdev`), shared by every executor of the process (stress workers
+/// are threads): whether another program's context could have a job on a node is a fact the
+/// stale-read oracle needs, and no one program's state has it.
+static NODE_USERS: std::sync::Mutex<BTreeMap<u64, std::sync::Arc<NodeUsers>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// One open context's share of its node's [`NodeClaim::users`]; dropping it closes the share.
+#[derive(Debug)]
+pub struct NodeClaim(std::sync::Arc<NodeUsers>);
+
+impl NodeClaim {
+    /// A claim on the node with device number `key` (tests use keys no device has).
+    pub fn new(key: u64) -> NodeClaim {
+        use std::sync::atomic::Ordering::SeqCst;
+        let users = {
+            let mut map = NODE_USERS.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(key).or_default().clone()
+        };
+        users.opened.fetch_add(1, SeqCst);
+        users.open.fetch_add(1, SeqCst);
+        NodeClaim(users)
+    }
+
+    /// A claim on the node `fd` is open on.
+    pub fn of_fd(fd: &OwnedFd) -> NodeClaim {
+        use std::os::fd::AsRawFd;
+        let key = nix::sys::stat::fstat(fd.as_raw_fd()).map_or(u64::MAX, |s| s.st_rdev);
+        NodeClaim::new(key)
+    }
+
+    /// (contexts of the process open on the node now, contexts ever opened on it).
+    pub fn users(&self) -> (u32, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.0.open.load(SeqCst), self.0.opened.load(SeqCst))
+    }
+
+    /// Whether `other` is a claim on the same node.
+    pub fn same_node(&self, other: &NodeClaim) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Drop for NodeClaim {
+    fn drop(&mut self) {
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A live resource behind a handle.
@@ -311,6 +371,29 @@ impl ExecState {
         }
     }
 
+    /// Contexts open on `ctx`'s node in this process that are not this run's, and how many
+    /// contexts the process ever opened there: (others now, opened ever).
+    pub fn foreign_users(&self, ctx: &Handle) -> Option<(u32, u64)> {
+        let Resource::Ctx(c) = self.res.get(ctx)? else {
+            return None;
+        };
+        let own = self
+            .res
+            .values()
+            .filter(|r| matches!(r, Resource::Ctx(o) if o.claim.same_node(&c.claim)))
+            .count() as u32;
+        let (open, opened) = c.claim.users();
+        Some((open.saturating_sub(own), opened))
+    }
+
+    /// Whether two handles are contexts on the same node.
+    pub fn same_node(&self, a: &Handle, b: &Handle) -> bool {
+        match (self.res.get(a), self.res.get(b)) {
+            (Some(Resource::Ctx(x)), Some(Resource::Ctx(y))) => x.claim.same_node(&y.claim),
+            _ => false,
+        }
+    }
+
     /// The first input handle with no live resource.
     fn unbound(&self, op: &Op) -> Option<Handle> {
         op.find_input(|h| !self.res.contains_key(h))
@@ -447,6 +530,7 @@ mod tests {
                 driver: "null".into(),
                 mplane: false,
                 queues: [QueueState::default(); 2],
+                claim: NodeClaim::new(u64::MAX),
             }),
         );
         let mut seen = Count::default();

@@ -236,6 +236,7 @@ impl ExecState {
                 let cap = device::querycap(video.as_raw_fd()).map_err(OpResult::errno)?;
                 let mplane = device::node_caps(&cap) & V4L2_CAP_VIDEO_M2M_MPLANE != 0;
                 let fd = video.as_raw_fd();
+                let claim = super::NodeClaim::of_fd(&video);
                 let q = QueueState {
                     memory: V4L2_MEMORY_MMAP,
                     sizeimage: 0,
@@ -250,6 +251,7 @@ impl ExecState {
                         driver: cstr(&cap.driver),
                         mplane,
                         queues: [q; 2],
+                        claim,
                     }),
                 );
                 ok_with(

@@ -3,26 +3,135 @@
 //!
 //! `check m byte=B` means "the buffer should hold B" (the expected output), unless B is the canary
 //! last `fill`ed into that mapping: then it means "the canary should be gone", and only a buffer
-//! that is still all canary is stale. A fence counts as saying "complete" only when its sync_file
-//! was exported after the buffer's latest QBUF and holds a signalled producer (vb2) fence; a
-//! signalled stub counts only where the driver's release fences are known off (a stock kernel,
-//! the lab's switches), since the design publishes the fence at device_run, not at QBUF.
+//! that is still all canary is stale.
+//!
+//! What says "complete" is judged from the fence contract and from what any kernel shows, never
+//! from knowledge of the lab (no module parameter is read):
+//! - DQBUF returned the buffer without ERROR.
+//! - A sync_file exported after the buffer's latest QBUF and `fill` holds a producer (vb2) fence
+//!   that signalled without error: the fence must not signal before the data is written.
+//! - A sync_file that says nothing is pending (an already-signalled stub, or only signalled
+//!   fences) was exported **after the job writing the buffer had started**: from then on every
+//!   consumer's implicit sync must see that write. The design legitimately returns a stub between
+//!   QBUF and `device_run`, so "started" must be certain, and it is derived from the program's
+//!   own ops: an op (QBUF or STREAMON) returned that made the context ready to run a job (both
+//!   queues streaming, as many buffers queued on each as the driver's `job_ready` asks, per its
+//!   profile's [`JobReady`]) while no other job of the node could have been queued or running.
+//!   The m2m core then calls `device_run` before that ioctl returns (`v4l2_m2m_try_schedule` →
+//!   `v4l2_m2m_try_run`), on the oldest CAPTURE buffer queued, which is the one judged. "No other
+//!   job" holds when it is the context's first job since both its queues last stopped (STREAMOFF
+//!   waits for a running job), every other context of this program on the node is stopped or has
+//!   never been ready, no other program of this process had a context open on the node from
+//!   before that op to after it (the executor's per-node count), and the model of the context's
+//!   queues is exact: any op it does not follow (an error on a queue op, a request, QBUF flags, a
+//!   raw queue number) leaves that queue unjudged until it is stopped again. A check that then
+//!   finds no frame is a stale read once the program sees that the job had not already ended
+//!   in ERROR before the export (a job that failed early leaves the canary, and then the stub is
+//!   right): a DQBUF returns the buffer without ERROR, or a later check finds the frame written.
+//!   The finding names the op that showed it, so a shrunk program keeps it. A later job's start
+//!   is not judged: the buffer before it may have completed while its job has not yet finished
+//!   (`buf_done` comes before `job_finish`), so the next `device_run` may still be to come. The
+//!   oracle assumes no other process uses the node, as the kernel-wide oracles do.
 use super::{Finding, Kind};
 use crate::exec::outcome::{Detail, SyncFacts};
 use crate::exec::{BufId, ExecState, OpResult, Outcome};
-use crate::program::{Handle, Op, Queue};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::profile::JobReady;
+use crate::program::{Arg, Handle, Op, Queue};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// A sync_file exported from a CAPTURE buffer.
+#[derive(Clone, Copy)]
+struct Export {
+    buf: BufId,
+    /// The buffer's content generation at export.
+    gen: u32,
+    /// Queued at export.
+    queued: bool,
+    /// The op that had started the job writing the buffer, when one had before the export.
+    started: Option<usize>,
+}
+
+/// One context's queues as far as the program's own ops tell them.
+#[derive(Clone, Debug, Default)]
+struct Jobs {
+    /// [OUTPUT, CAPTURE] streaming.
+    streaming: [bool; 2],
+    /// OUTPUT buffers queued since that queue last emptied (exact while no job may have run).
+    out_queued: u32,
+    /// CAPTURE buffers queued since that queue last emptied, oldest first (the order jobs take
+    /// them in).
+    cap_line: VecDeque<u32>,
+    /// A job may be queued or running, or may have taken buffers, since both queues last stopped.
+    may_run: bool,
+    /// [OUTPUT, CAPTURE]: an op the model does not follow touched the queue since it last emptied.
+    lost: [bool; 2],
+    /// Buffers a job needs on each queue (vim2m's TRANS_NUM_BUFS), 0 when not modelled.
+    per_job: u32,
+}
+
+impl Jobs {
+    fn ready(&self) -> bool {
+        let n = self.per_job.max(1);
+        self.streaming == [true; 2] && self.out_queued >= n && self.cap_line.len() >= n as usize
+    }
+
+    /// Whether this context could have a job queued or running.
+    fn may_be_busy(&self) -> bool {
+        self.streaming == [true; 2] && (self.may_run || self.lost != [false; 2])
+    }
+
+    /// Queue `q` emptied (STREAMOFF, REQBUFS): it is known again.
+    fn emptied(&mut self, q: usize) {
+        self.streaming[q] = false;
+        self.lost[q] = false;
+        if q == 0 {
+            self.out_queued = 0;
+        } else {
+            self.cap_line.clear();
+        }
+        if self.streaming == [false; 2] {
+            // STREAMOFF waited for any running job: none can run until both stream again.
+            self.may_run = false;
+        } else if self.may_run {
+            // A job may have taken buffers of the other queue.
+            self.lost[1 - q] = true;
+        }
+    }
+
+    /// A raw queue number the kernel took: assume the worst until both queues stop.
+    fn untracked(&mut self) {
+        self.streaming = [true; 2];
+        self.lost = [true; 2];
+        self.may_run = true;
+    }
+}
+
+fn qi(q: Queue) -> Option<usize> {
+    match q {
+        Queue::Out => Some(0),
+        Queue::Cap => Some(1),
+        Queue::Raw(_) => None,
+    }
+}
+
+/// What said a buffer was complete, in words for the evidence.
+struct Said {
+    how: String,
+    via: &'static str,
+    /// Said by a sync_file holding no producer fence, exported after the job started: true only
+    /// once the job is seen not to have ended in ERROR before the export.
+    by_stub: bool,
+}
 
 /// Tracks which buffers the kernel has said are complete, and how.
 #[derive(Default)]
 pub struct StaleOracle {
-    complete: BTreeMap<BufId, String>,
+    complete: BTreeMap<BufId, Said>,
     /// Content generation per buffer, raised by QBUF and by the program's own writes: a
     /// sync_file exported before the latest of them says nothing of what the buffer holds now.
     qgen: BTreeMap<BufId, u32>,
     queued: BTreeSet<BufId>,
-    /// Sync file → (buffer, its QBUF count at export, queued at export).
-    exports: BTreeMap<Handle, (BufId, u32, bool)>,
+    exports: BTreeMap<Handle, Export>,
     /// Mapping → the canary byte last filled into it.
     canary: BTreeMap<Handle, u8>,
     /// Buffers the program wrote into while they were queued: their next DQBUF hands back what
@@ -30,6 +139,16 @@ pub struct StaleOracle {
     filled_while_queued: BTreeSet<BufId>,
     /// Handles of buffers freed by a later REQBUFS: their memory is no queue's any more.
     orphaned: BTreeSet<Handle>,
+    /// Contexts the program opened, and their queues.
+    jobs: BTreeMap<Handle, Jobs>,
+    /// Buffer → (its content generation, the op) where the job writing it certainly started.
+    started: BTreeMap<BufId, (u32, usize)>,
+    /// Context → its node's (other programs' contexts, contexts ever opened) after the last op.
+    node_seen: BTreeMap<Handle, (u32, u64)>,
+    /// Stale reads after a stub, awaiting proof that the job had not already ended in ERROR
+    /// before the export (then the stub is right and the canary stays): buffer → (its
+    /// generation, the evidence so far).
+    unconfirmed: BTreeMap<BufId, (u32, String)>,
     /// Findings so far.
     pub findings: Vec<Finding>,
 }
@@ -41,38 +160,224 @@ fn ok_value(o: &Outcome) -> Option<i64> {
     }
 }
 
-/// Whether the driver's release fences are known switched off (its profile's module parameter
-/// reads N).
-fn fences_known_off(driver: &str) -> bool {
-    crate::profile::ALL
-        .iter()
-        .find(|p| p.driver == driver)
-        .and_then(|p| p.release_fences_param)
-        .and_then(|param| std::fs::read_to_string(format!("/sys/module/{param}")).ok())
-        .is_some_and(|v| v.trim() == "N")
+/// "a signalled stub" or "only signalled fences": what a sync_file saying nothing pending held.
+fn nothing_pending(facts: &SyncFacts) -> &'static str {
+    if facts.fences.iter().all(|f| f.driver == "stub") {
+        "a signalled stub"
+    } else {
+        "only signalled fences"
+    }
 }
 
 impl StaleOracle {
-    fn fence_says_complete(
-        &self,
-        sync: &Handle,
-        facts: &SyncFacts,
-        st: &ExecState,
-    ) -> Option<BufId> {
-        let (b, gen, queued) = *self.exports.get(sync)?;
-        if self.orphaned.contains(sync) || !queued || self.qgen.get(&b).copied().unwrap_or(0) != gen
+    fn fence_says_complete(&self, sync: &Handle, facts: &SyncFacts) -> Option<BufId> {
+        let e = *self.exports.get(sync)?;
+        if self.orphaned.contains(sync)
+            || !e.queued
+            || self.qgen.get(&e.buf).copied().unwrap_or(0) != e.gen
         {
             return None;
         }
         let producer = facts.fences.iter().any(|f| f.producer() && f.status == 1);
-        let stub = !facts.fences.iter().any(|f| f.producer());
-        let driver = st.driver_of(&b.ctx).unwrap_or("");
-        (producer || (stub && fences_known_off(driver))).then_some(b)
+        (facts.signalled() && (producer || e.started.is_some())).then_some(e.buf)
     }
 
     /// Judge one op's outcome.
     pub fn after_op(&mut self, index: usize, op: &Op, o: &Outcome, st: &ExecState) {
-        let Some(v) = ok_value(o) else { return };
+        let before = std::mem::take(&mut self.node_seen);
+        // Contents first: a QBUF raises its buffer's generation before a start it makes is noted.
+        if let Some(v) = ok_value(o) {
+            self.contents(index, op, o, v, st);
+        }
+        self.queues(index, op, o, st, &before);
+        self.node_seen = self
+            .jobs
+            .keys()
+            .filter_map(|c| Some((*c, st.foreign_users(c)?)))
+            .collect();
+    }
+
+    /// Follow the queues of the program's contexts, and note where a job certainly started.
+    fn queues(
+        &mut self,
+        index: usize,
+        op: &Op,
+        o: &Outcome,
+        st: &ExecState,
+        before: &BTreeMap<Handle, (u32, u64)>,
+    ) {
+        let ok = matches!(o.result, OpResult::Ok { .. });
+        let ran = !matches!(o.result, OpResult::Skipped { .. });
+        match op {
+            Op::Open { ret, .. } if ok => {
+                let per_job = st
+                    .driver_of(ret)
+                    .and_then(|d| crate::profile::ALL.iter().find(|p| p.driver == d))
+                    .map_or(0, |p| match p.job_ready {
+                        JobReady::Buffers | JobReady::BuffersPerCtrl(_) => 1,
+                        JobReady::Unknown => 0,
+                    });
+                self.jobs.insert(
+                    *ret,
+                    Jobs {
+                        per_job,
+                        ..Jobs::default()
+                    },
+                );
+            }
+            Op::Close { h } if ran => {
+                // Closing waits for the context's running job; its state goes with it.
+                self.jobs.remove(h);
+            }
+            Op::SetCtrl { ctx, id, value, .. } if ok => {
+                let Some(j) = self.jobs.get_mut(ctx) else {
+                    return;
+                };
+                let ctrl = st
+                    .driver_of(ctx)
+                    .and_then(|d| crate::profile::ALL.iter().find(|p| p.driver == d))
+                    .and_then(|p| match p.job_ready {
+                        JobReady::BuffersPerCtrl(c) if c == id.0 => {
+                            p.controls.iter().find(|x| x.id == c)
+                        }
+                        _ => None,
+                    });
+                if let (Some(c), true) = (ctrl, j.per_job > 0) {
+                    j.per_job = (*value).clamp(c.min, c.max) as u32;
+                }
+            }
+            Op::Qbuf {
+                ctx,
+                queue,
+                index: i,
+                request,
+                flags,
+                ..
+            } if ran => {
+                let Some(j) = self.jobs.get_mut(ctx) else {
+                    return;
+                };
+                let Some(q) = qi(*queue) else {
+                    if ok {
+                        j.untracked();
+                    }
+                    return;
+                };
+                // Not queued now (a request), or queued in a way the model does not follow.
+                if !ok || request.is_some() || flags.is_some() {
+                    j.lost[q] = true;
+                    return;
+                }
+                if q == 0 {
+                    j.out_queued += 1;
+                } else {
+                    j.cap_line.push_back(*i);
+                }
+                self.maybe_start(index, ctx, st, before);
+            }
+            Op::Streamon { ctx, queue } if ran => {
+                let Some(j) = self.jobs.get_mut(ctx) else {
+                    return;
+                };
+                match (qi(*queue), ok) {
+                    (Some(q), true) => {
+                        j.streaming[q] = true;
+                        self.maybe_start(index, ctx, st, before);
+                    }
+                    (Some(q), false) => j.lost[q] = true,
+                    (None, true) => j.untracked(),
+                    (None, false) => {} // the type was refused before anything happened
+                }
+            }
+            Op::Streamoff { ctx, queue } if ran => {
+                let Some(j) = self.jobs.get_mut(ctx) else {
+                    return;
+                };
+                match (qi(*queue), ok) {
+                    (Some(q), true) => j.emptied(q),
+                    (Some(q), false) => j.lost[q] = true,
+                    (None, true) => j.untracked(),
+                    (None, false) => {}
+                }
+            }
+            Op::Dqbuf { ctx, queue, .. } if ok => {
+                let Some(j) = self.jobs.get_mut(ctx) else {
+                    return;
+                };
+                let v = ok_value(o).unwrap_or(-1);
+                match qi(*queue) {
+                    // Only a job returns a buffer while streaming; none had run: not followed.
+                    Some(q) if !j.may_run => j.lost[q] = true,
+                    Some(0) => j.out_queued = j.out_queued.saturating_sub(1),
+                    Some(_) => j.cap_line.retain(|&x| i64::from(x) != v),
+                    None => j.untracked(),
+                }
+            }
+            Op::Reqbufs { ctx, queue, .. } if ran => {
+                let Some(j) = self.jobs.get_mut(ctx) else {
+                    return;
+                };
+                match (qi(*queue), ok) {
+                    // REQBUFS refuses a streaming queue (EBUSY): it freed every buffer.
+                    (Some(q), true) if !j.streaming[q] => j.emptied(q),
+                    // A failed REQBUFS may have freed the old buffers before failing.
+                    (Some(q), _) => j.lost[q] = true,
+                    (None, true) => j.untracked(),
+                    (None, false) => {}
+                }
+            }
+            Op::CreateBufs { ctx, queue, .. } | Op::RemoveBufs { ctx, queue, .. } if ok => {
+                if let (Some(j), None) = (self.jobs.get_mut(ctx), qi(*queue)) {
+                    j.untracked();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `ctx` may just have become ready: if this is certainly the start of its job, note which
+    /// buffer that job writes.
+    fn maybe_start(
+        &mut self,
+        index: usize,
+        ctx: &Handle,
+        st: &ExecState,
+        before: &BTreeMap<Handle, (u32, u64)>,
+    ) {
+        let Some(j) = self.jobs.get(ctx) else { return };
+        if !j.ready() {
+            return;
+        }
+        let first = !j.may_run && j.lost == [false; 2] && j.per_job > 0;
+        let front = j.cap_line.front().copied();
+        if let Some(j) = self.jobs.get_mut(ctx) {
+            j.may_run = true;
+        }
+        if !first {
+            return;
+        }
+        let others_idle =
+            st.res.keys().filter(|h| *h != ctx).all(|h| {
+                !st.same_node(ctx, h) || self.jobs.get(h).is_some_and(|o| !o.may_be_busy())
+            });
+        let alone = matches!(
+            (before.get(ctx), st.foreign_users(ctx)),
+            (Some((0, a)), Some((0, b))) if *a == b
+        );
+        if let (true, true, Some(i)) = (others_idle, alone, front) {
+            let b = BufId {
+                ctx: *ctx,
+                queue: Queue::Cap,
+                index: i,
+            };
+            // QBUF of this buffer raises its generation before this runs.
+            let gen = self.qgen.get(&b).copied().unwrap_or(0);
+            self.started.insert(b, (gen, index));
+        }
+    }
+
+    /// Judge what the kernel said of the buffers' contents, and the checks.
+    fn contents(&mut self, index: usize, op: &Op, o: &Outcome, v: i64, st: &ExecState) {
         // Formatted only where it is read (a buffer's facts are kept raw: Detail::Buf).
         let detail = || o.detail_text().unwrap_or_default();
         let fences = o.detail.as_ref().and_then(Detail::fences);
@@ -83,28 +388,71 @@ impl StaleOracle {
                 .filter(|b: &BufId| b.queue == Queue::Cap)
         };
         match op {
-            Op::ExportSyncFile { ret, .. } => {
-                if let Some(b) = cap(ret) {
-                    let gen = self.qgen.get(&b).copied().unwrap_or(0);
-                    self.exports
-                        .insert(*ret, (b, gen, self.queued.contains(&b)));
+            Op::ExportSyncFile { ret, dir, .. } => {
+                let Some(b) = cap(ret) else { return };
+                let gen = self.qgen.get(&b).copied().unwrap_or(0);
+                let queued = self.queued.contains(&b);
+                let started = self
+                    .started
+                    .get(&b)
+                    .filter(|(g, _)| *g == gen && queued)
+                    .map(|(_, i)| *i);
+                self.exports.insert(
+                    *ret,
+                    Export {
+                        buf: b,
+                        gen,
+                        queued,
+                        started,
+                    },
+                );
+                // Exported after the job writing the buffer started, and nothing pending: every
+                // consumer trusting it reads what is there before the frame.
+                let (Some(facts), Some(at)) = (fences, started) else {
+                    return;
+                };
+                let producer_pending = facts.fences.iter().any(|f| f.producer());
+                if facts.signalled() && !producer_pending {
+                    let dir = dir.to_text().unwrap_or_default();
+                    self.complete.entry(b).or_insert(Said {
+                        how: format!(
+                            "op {index} `{op}` (stale read: export_sync_file({dir}) returned {} \
+                             while the frame was being written: {facts}; op {at} had started \
+                             the job writing it, the only job its node could run)",
+                            nothing_pending(facts)
+                        ),
+                        via: "fence",
+                        by_stub: true,
+                    });
                 }
             }
             // A fence that signalled without error says the buffer is written.
-            Op::Wait { sync, .. } if v == 1 => {
-                let Some(facts) = fences.filter(|f| f.signalled()) else {
+            Op::Wait { sync, .. } | Op::FenceInfo { sync } if v == 1 => {
+                let Some(facts) = fences else { return };
+                let Some(b) = self.fence_says_complete(sync, facts) else {
                     return;
                 };
-                if let Some(b) = self.fence_says_complete(sync, facts, st) {
-                    self.complete
-                        .insert(b, format!("op {index} `{op}` (fence signalled)"));
-                }
-            }
-            Op::FenceInfo { sync } if v == 1 => {
-                let Some(facts) = fences else { return };
-                if let Some(b) = self.fence_says_complete(sync, facts, st) {
-                    self.complete
-                        .insert(b, format!("op {index} `{op}` (fence signalled: {facts})"));
+                let producer = facts.fences.iter().any(|f| f.producer());
+                let how = if producer {
+                    format!("op {index} `{op}` (fence signalled: {facts})")
+                } else {
+                    let at = self.exports[sync].started.unwrap_or(0);
+                    format!(
+                        "op {index} `{op}` (stale read: a sync_file exported while the frame was \
+                         being written holds {}: {facts}; op {at} had started the job writing it, \
+                         the only job its node could run)",
+                        nothing_pending(facts)
+                    )
+                };
+                let said = Said {
+                    how,
+                    via: "fence",
+                    by_stub: !producer,
+                };
+                if producer {
+                    self.complete.insert(b, said);
+                } else {
+                    self.complete.entry(b).or_insert(said);
                 }
             }
             Op::Dqbuf {
@@ -121,9 +469,23 @@ impl StaleOracle {
                 let overwritten = self.filled_while_queued.remove(&b);
                 // A DQBUF's detail is always the returned buffer's facts.
                 let error = matches!(&o.detail, Some(Detail::Buf(f)) if f.error());
+                let gen = self.qgen.get(&b).copied().unwrap_or(0);
+                if let Some((g, evidence)) = self.unconfirmed.remove(&b) {
+                    // Done without ERROR: the job wrote the frame after the check found none,
+                    // so it was still running at the export.
+                    if g == gen && !error {
+                        self.stale_after_stub(b, st, evidence, index, op);
+                    }
+                }
                 if !error && !overwritten {
-                    self.complete
-                        .insert(b, format!("op {index} `{op}` (DQBUF done)"));
+                    self.complete.insert(
+                        b,
+                        Said {
+                            how: format!("op {index} `{op}` (DQBUF done)"),
+                            via: "DQBUF",
+                            by_stub: false,
+                        },
+                    );
                 }
             }
             Op::Qbuf {
@@ -192,26 +554,40 @@ impl StaleOracle {
                     return;
                 }
                 let Some(b) = cap(map) else { return };
-                let Some(how) = self.complete.get(&b) else {
-                    return;
-                };
                 let canary = self.canary.get(map) == Some(&(byte.0 as u8));
                 // Against the canary: stale only if nothing was written; against the expected
                 // output: stale if any byte differs.
                 let stale = if canary { v == 0 } else { v > 0 };
-                if stale {
+                let gen = self.qgen.get(&b).copied().unwrap_or(0);
+                if !stale {
+                    if let Some((g, evidence)) = self.unconfirmed.remove(&b) {
+                        // Written since the check that found nothing: the job was still
+                        // running then, and so at the export.
+                        if g == gen {
+                            self.stale_after_stub(b, st, evidence, index, op);
+                        }
+                    }
+                }
+                let Some(said) = self.complete.get(&b) else {
+                    return;
+                };
+                if stale && said.by_stub {
+                    let evidence = format!(
+                        "op {index} `{op}`: {}, although {} said CAPTURE buffer {} of {} was complete",
+                        detail(),
+                        said.how,
+                        b.index,
+                        b.ctx
+                    );
+                    self.unconfirmed.entry(b).or_insert((gen, evidence));
+                } else if stale {
                     let driver = st.driver_of(&b.ctx).unwrap_or("unknown").to_string();
-                    let via = if how.contains("DQBUF") {
-                        "DQBUF"
-                    } else {
-                        "fence"
-                    };
                     self.findings.push(Finding::new(
                         Kind::StaleRead,
-                        format!("stale read after {via} on {driver}"),
+                        format!("stale read after {} on {driver}", said.via),
                         format!(
-                            "op {index} `{op}`: {}, although {how} said CAPTURE buffer {} of {} was complete",
-                            detail(), b.index, b.ctx
+                            "op {index} `{op}`: {}, although {} said CAPTURE buffer {} of {} was complete",
+                            detail(), said.how, b.index, b.ctx
                         ),
                         Some(index),
                     ));
@@ -219,5 +595,26 @@ impl StaleOracle {
             }
             _ => {}
         }
+    }
+
+    /// A stale read after a stub, confirmed by op `index`: the frame came after the check.
+    fn stale_after_stub(
+        &mut self,
+        b: BufId,
+        st: &ExecState,
+        evidence: String,
+        index: usize,
+        op: &Op,
+    ) {
+        let driver = st.driver_of(&b.ctx).unwrap_or("unknown").to_string();
+        self.findings.push(Finding::new(
+            Kind::StaleRead,
+            format!("stale read after fence on {driver}"),
+            format!(
+                "{evidence}; op {index} `{op}` showed the frame written after that check, so the \
+                 job had not ended before the export"
+            ),
+            Some(index),
+        ));
     }
 }

@@ -57,9 +57,23 @@ pub struct DriverProfile {
     pub hold_capture: bool,
     /// True for the lab's test drivers.
     pub lab: bool,
-    /// The module parameter (under /sys/module) that switches this driver's release fences, where
-    /// one exists (the lab port's switches); `N` there means a stock kernel's behaviour.
-    pub release_fences_param: Option<&'static str>,
+    /// What makes a context ready to run a job (the driver's `job_ready`, or its absence).
+    pub job_ready: JobReady,
+}
+
+/// When the m2m core runs a context's job: both queues streaming, a buffer ready on each, and
+/// what the driver's `job_ready` asks beyond that (Linux 6.12 v4l2-mem2mem.c
+/// `__v4l2_m2m_try_queue`). The stale-read oracle needs it to know, from the program alone,
+/// that a job has started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobReady {
+    /// No `job_ready`: one buffer on each queue (rga, hantro, visl).
+    Buffers,
+    /// As many buffers on each queue as this control says, 1 by default (vim2m's
+    /// TRANS_NUM_BUFS, its `translen`).
+    BuffersPerCtrl(u32),
+    /// A `job_ready` that looks at more (vicodec parses the stream): not modelled.
+    Unknown,
 }
 
 impl DriverProfile {
@@ -128,7 +142,7 @@ pub const VIM2M: DriverProfile = DriverProfile {
     ],
     hold_capture: false,
     lab: true,
-    release_fences_param: Some("vim2m/parameters/release_fences"),
+    job_ready: JobReady::BuffersPerCtrl(0x0098_1901),
 };
 
 /// visl (visl-video.c): stateless decoder stand-in; MPLANE, one plane; sync completion.
@@ -155,7 +169,7 @@ pub const VISL: DriverProfile = DriverProfile {
     controls: &[],
     hold_capture: true,
     lab: true,
-    release_fences_param: Some("visl/parameters/visl_release_fences"),
+    job_ready: JobReady::Buffers,
 };
 
 /// vicodec stateful encoder: raw in, FWHT out; single-planar unless `vicodec.multiplanar=1`.
@@ -178,7 +192,7 @@ pub const VICODEC: DriverProfile = DriverProfile {
     controls: &[],
     hold_capture: false,
     lab: true,
-    release_fences_param: None,
+    job_ready: JobReady::Unknown,
 };
 
 /// vicodec stateless decoder: requests with FWHT_PARAMS required.
@@ -197,7 +211,7 @@ pub const VICODEC_STATELESS: DriverProfile = DriverProfile {
     controls: &[],
     hold_capture: false,
     lab: true,
-    release_fences_param: None,
+    job_ready: JobReady::Unknown,
 };
 
 /// rockchip-rga (rga.c): MPLANE, dma-sg, 34..8192; NV12M is two planes.
@@ -254,7 +268,7 @@ pub const RGA: DriverProfile = DriverProfile {
     ],
     hold_capture: false,
     lab: false,
-    release_fences_param: None,
+    job_ready: JobReady::Buffers,
 };
 
 /// hantro-vpu (RK3566/RK3568 G1 decoder): MPLANE, dma-contig, stateless, requests required.
@@ -277,7 +291,7 @@ pub const HANTRO: DriverProfile = DriverProfile {
     controls: &[],
     hold_capture: true,
     lab: false,
-    release_fences_param: None,
+    job_ready: JobReady::Buffers,
 };
 
 /// Every built-in profile.

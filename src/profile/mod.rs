@@ -3,4 +3,4 @@
 pub mod driver;
 pub mod stress;
 
-pub use driver::{by_name, DriverProfile, Requests, ALL};
+pub use driver::{by_name, DriverProfile, JobReady, Requests, ALL};
