@@ -593,11 +593,32 @@ impl<C: Choices> Gen<'_, C> {
     /// A consumer of the frames (a compositor, the next pipeline stage): canary the CAPTURE
     /// buffer, queue it with an OUTPUT buffer, export its fence, wait for it and read the frame.
     /// A fence that says done while the frame is not there is a stale read.
+    ///
+    /// Sometimes the consumer is alone on the device with a fresh stream (a pipeline starting
+    /// up): the program's other contexts stop streaming and this one restarts, queues, then
+    /// streams on, and dequeues the frame after reading it. Its job is then the device's only
+    /// one, started before the STREAMON returned, so a fence that says nothing pending is
+    /// judged on any kernel, not only where a producer fence exists.
     fn reader(&mut self, ci: usize, wait_ms: u32) {
         let ctx = self.ctxs[ci].h;
         let count = self.ctxs[ci].q[1].count;
         if count == 0 {
             return;
+        }
+        let solo = self.c.chance(35);
+        if solo {
+            for c in 0..self.ctxs.len() {
+                if !self.ctxs[c].open {
+                    continue;
+                }
+                for queue in [Queue::Out, Queue::Cap] {
+                    let h = self.ctxs[c].h;
+                    self.push(Op::Streamoff { ctx: h, queue });
+                    let q = &mut self.ctxs[c].q[qi(queue)];
+                    q.streaming = false;
+                    q.queued.clear();
+                }
+            }
         }
         // A mapped CAPTURE buffer (mapping one if none is), and a dmabuf of it.
         let m = match self.pick(&self.ctxs[ci].maps.clone()) {
@@ -641,6 +662,12 @@ impl<C: Choices> Gen<'_, C> {
             self.ctxs[ci].q[1].queued.push_back(index);
             self.qbuf(ci, Queue::Out);
         }
+        if solo {
+            for queue in [Queue::Out, Queue::Cap] {
+                self.push(Op::Streamon { ctx, queue });
+                self.ctxs[ci].q[qi(queue)].streaming = true;
+            }
+        }
         let s = self.fresh(ResKind::SyncFile);
         self.push(Op::ExportSyncFile {
             dmabuf: d,
@@ -653,6 +680,15 @@ impl<C: Choices> Gen<'_, C> {
             timeout_ms: wait_ms.max(self.cfg.max_wait_ms / 2),
         });
         self.check(m);
+        if solo {
+            self.push(Op::Dqbuf {
+                ctx,
+                queue: Queue::Cap,
+                memory: None,
+                timeout_ms: Some(self.cfg.max_wait_ms),
+            });
+            self.ctxs[ci].q[1].queued.pop_front();
+        }
     }
 
     /// Fill a mapping with a canary byte no fill before it used (one per fill, never 0x00, the
