@@ -63,7 +63,40 @@ pub trait Observer {
     fn before_op(&mut self, _index: usize, _op: &Op) {}
     /// After it ran.
     fn after_op(&mut self, _index: usize, _op: &Op, _outcome: &Outcome, _state: &ExecState) {}
+    /// A probe to run now, after op `index` and its `after_op` (asked again after each probe):
+    /// observers issue no ioctls of their own, so every wait runs under the watchdog.
+    fn probe(&mut self, _index: usize) -> Option<Probe> {
+        None
+    }
+    /// What a probe asked for saw.
+    fn after_probe(&mut self, _index: usize, _probe: &Probe, _seen: &ProbeOutcome) {}
 }
+
+/// A look at fences an observer asks for: the executor runs it under its watchdog (as op
+/// `index`'s follow-up) and reports a [`ProbeOutcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// A sync_file, or a dmabuf to export one from (read and write: every fence it holds).
+    pub of: Handle,
+    /// How long to wait for the fences to signal while a producer (vb2) fence is pending and
+    /// no other is (a fence of the program's own holds it otherwise); zero: only look.
+    pub wait: Duration,
+}
+
+/// What a [`Probe`] saw.
+#[derive(Clone, Debug)]
+pub struct ProbeOutcome {
+    /// SYNC_IOC_FILE_INFO before the wait, or why there is none (export or info failed, or the
+    /// handle is unbound).
+    pub before: Result<outcome::SyncFacts, OpResult>,
+    /// Whether the poll saw the fences signal within the wait (false when it did not wait).
+    pub signalled: bool,
+    /// SYNC_IOC_FILE_INFO after a wait that did not see them signal.
+    pub after: Option<Result<outcome::SyncFacts, OpResult>>,
+}
+
+/// At most this many probes follow one op (an observer that keeps asking is cut off).
+const MAX_PROBES: usize = 4;
 
 impl Observer for () {}
 
@@ -320,6 +353,25 @@ impl Executor {
                     panicked = panicked.or(Some(index));
                 }
             }
+            for _ in 0..MAX_PROBES {
+                if observer_panic.is_some() {
+                    break;
+                }
+                let Some(probe) = obs.probe(index) else { break };
+                let start = Instant::now();
+                let deadline = self.state.opts.op_deadline + probe.wait;
+                let st = &mut self.state;
+                let seen = self
+                    .watchdog
+                    .guard(index, start, deadline, || st.probe(&probe));
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    obs.after_probe(index, &probe, &seen.0)
+                }));
+                if let Err(p) = r {
+                    observer_panic = Some(panic_message(&*p));
+                    panicked = panicked.or(Some(index));
+                }
+            }
             if keep(&o) {
                 out.push(o);
             }
@@ -454,6 +506,14 @@ impl<O: Observer> Observer for Option<O> {
             o.after_op(index, op, outcome, state)
         }
     }
+    fn probe(&mut self, index: usize) -> Option<Probe> {
+        self.as_mut()?.probe(index)
+    }
+    fn after_probe(&mut self, index: usize, probe: &Probe, seen: &ProbeOutcome) {
+        if let Some(o) = self {
+            o.after_probe(index, probe, seen)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -479,6 +539,61 @@ mod tests {
             self.0 += 1;
             assert!(index != 1, "oracle bug at op {index}");
         }
+    }
+
+    /// Asks a probe of `of` after every op, and keeps what each saw.
+    struct Prober {
+        of: Handle,
+        seen: Vec<(usize, Result<outcome::SyncFacts, OpResult>)>,
+    }
+
+    impl Observer for Prober {
+        fn probe(&mut self, _index: usize) -> Option<Probe> {
+            Some(Probe {
+                of: self.of,
+                wait: Duration::from_millis(1),
+            })
+        }
+        fn after_probe(&mut self, index: usize, _probe: &Probe, seen: &ProbeOutcome) {
+            assert!(!seen.signalled && seen.after.is_none(), "{seen:?}");
+            self.seen.push((index, seen.before.clone()));
+        }
+    }
+
+    #[test]
+    fn the_executor_runs_an_observers_probes_a_bounded_number_of_times_per_op() {
+        let prog = text::parse("# m2mfuzz program v1\nsleep ms=0\nsleep ms=0\n").unwrap();
+        let mut ex = Executor::new(ExecOptions::default());
+        let s0 = Handle {
+            kind: ResKind::SyncFile,
+            id: 0,
+        };
+        // Unbound: the probe says so instead of running an ioctl on nothing.
+        let mut obs = Prober {
+            of: s0,
+            seen: Vec::new(),
+        };
+        ex.run_observed(&prog, &mut obs);
+        let ops: Vec<usize> = obs.seen.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ops, [0, 0, 0, 0, 1, 1, 1, 1], "MAX_PROBES after each op");
+        assert!(
+            matches!(&obs.seen[0].1, Err(OpResult::Skipped { reason }) if reason.contains("s0 is unbound")),
+            "{:?}",
+            obs.seen[0]
+        );
+        // Bound to what is no sync_file: SYNC_IOC_FILE_INFO's error is the answer.
+        let null = std::fs::File::open("/dev/null").unwrap();
+        ex.bind(s0, Resource::Fd(null.into()));
+        let mut obs = Prober {
+            of: s0,
+            seen: Vec::new(),
+        };
+        ex.run_observed(&prog, &mut obs);
+        assert!(
+            matches!(obs.seen[0].1, Err(OpResult::Err { errno }) if errno == libc::ENOTTY),
+            "{:?}",
+            obs.seen[0]
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 use super::outcome::{BufFacts, Detail, FenceFact, SyncFacts};
 use super::{BufId, Ctx, ExecState, OpResult, QueueState, Resource};
 use crate::device;
-use crate::program::{Handle, Memory, Op, Queue};
+use crate::program::{Handle, Memory, Op, Queue, ResKind};
 use crate::uapi::dmabuf::*;
 use crate::uapi::ioctl;
 use crate::uapi::sync_file::*;
@@ -212,6 +212,57 @@ impl ExecState {
                 Err(Errno::EINTR) => return Err(OpResult::TimedOut),
                 Err(e) => return Err(OpResult::errno(e)),
             }
+        }
+    }
+
+    /// Run an observer's [`Probe`](super::Probe): look at a sync_file's fences (exporting one
+    /// from a dmabuf, every fence it holds), and wait for them while a producer fence is
+    /// pending and nothing else is.
+    pub(super) fn probe(&mut self, p: &super::Probe) -> super::ProbeOutcome {
+        let none = |r| super::ProbeOutcome {
+            before: Err(r),
+            signalled: false,
+            after: None,
+        };
+        let Some(fd) = self.raw_fd(&p.of) else {
+            return none(OpResult::Skipped {
+                reason: format!("{} is unbound", p.of).into(),
+            });
+        };
+        // Kept until the probe ends, then closed.
+        let mut exported = None;
+        if p.of.kind == ResKind::Dmabuf {
+            let mut e = dma_buf_export_sync_file {
+                flags: DMA_BUF_SYNC_RW as u32,
+                fd: -1,
+            };
+            if let Err(r) = self.retry(|| ioctl::export_sync_file(fd, &mut e)) {
+                return none(r);
+            }
+            match self.adopt_fd(e.fd, "DMA_BUF_IOCTL_EXPORT_SYNC_FILE") {
+                Ok(f) => exported = Some(f),
+                Err(r) => return none(r),
+            }
+        }
+        let sync = exported.as_ref().map_or(fd, |f| f.as_raw_fd());
+        let before = fence_info(sync);
+        let held = before.as_ref().is_ok_and(|f| {
+            f.fences.iter().any(|x| x.producer() && x.pending())
+                && !f.fences.iter().any(|x| !x.producer() && x.pending())
+        });
+        if !held {
+            return super::ProbeOutcome {
+                before,
+                signalled: false,
+                after: None,
+            };
+        }
+        let signalled = self.poll(sync, PollFlags::POLLIN, p.wait).is_ok();
+        let after = (!signalled).then(|| fence_info(sync));
+        super::ProbeOutcome {
+            before,
+            signalled,
+            after,
         }
     }
 

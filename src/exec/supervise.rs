@@ -66,6 +66,18 @@ impl<O: Observer> Observer for Shared<O> {
             .unwrap_or_else(|e| e.into_inner())
             .after_op(index, op, outcome, state)
     }
+    fn probe(&mut self, index: usize) -> Option<super::Probe> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .probe(index)
+    }
+    fn after_probe(&mut self, index: usize, probe: &super::Probe, seen: &super::ProbeOutcome) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .after_probe(index, probe, seen)
+    }
 }
 
 /// The supervisor's side: ticks the watchdog and judges the running op.

@@ -1,13 +1,27 @@
 //! Hangs: a published producer fence must signal in bounded time whatever userspace does next
 //! (the dma_fence contract), and every ioctl must return. A wait that times out on a vb2 fence
 //! gets a second, longer wait with no other op running; if the fence is still pending, that is
-//! a hang, named by the fence.
+//! a hang, named by the fence. That second wait is a [`Probe`] the executor runs under its
+//! watchdog: the oracle itself issues no ioctls.
 use super::{Finding, Kind};
-use crate::exec::fence_info;
 use crate::exec::outcome::SyncFacts;
-use crate::exec::{ExecState, OpResult, Outcome};
+use crate::exec::{ExecState, OpResult, Outcome, Probe, ProbeOutcome};
 use crate::program::Op;
 use std::time::Duration;
+
+/// A timed-out op whose fences the oracle asked the executor to look at.
+pub(super) struct Asked {
+    index: usize,
+    /// The op as the program says it, and its name.
+    op: String,
+    name: &'static str,
+    duration: Duration,
+    /// DMA_BUF_IOCTL_SYNC: nothing pending at all means it blocked on nothing.
+    blocked_if_none: bool,
+    probe: Probe,
+    /// Handed to the executor.
+    sent: bool,
+}
 
 /// Watches waits and blocking ioctls.
 #[derive(Default)]
@@ -17,6 +31,7 @@ pub struct HangOracle {
     /// Extra time a job may legitimately take: the longest transaction time the program set
     /// (vim2m's TRANS_TIME_MSEC, clamped to its range as the kernel clamps it), twice over.
     pub job_slack: Duration,
+    pub(super) asked: Option<Asked>,
     /// Findings so far.
     pub findings: Vec<Finding>,
 }
@@ -31,26 +46,6 @@ pub fn vb2_fences(facts: &SyncFacts) -> Vec<(String, i32)> {
         .collect()
 }
 
-fn poll_in(fd: i32, wait: Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let end = std::time::Instant::now() + wait;
-    loop {
-        let left = end.saturating_duration_since(std::time::Instant::now());
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if r > 0 {
-            return true;
-        }
-        if r == 0 || std::time::Instant::now() >= end {
-            return false;
-        }
-    }
-}
-
 impl HangOracle {
     /// Judge one op's outcome.
     pub fn after_op(&mut self, index: usize, op: &Op, outcome: &Outcome, st: &ExecState) {
@@ -60,30 +55,109 @@ impl HangOracle {
         if outcome.result != OpResult::TimedOut {
             return;
         }
-        match op {
-            Op::Wait { sync, .. } => {
-                let Some(fd) = st.raw_fd(sync) else { return };
-                self.judge_fences(index, op, fd, false);
-            }
+        let (of, blocked_if_none) = match op {
+            Op::Wait { sync, .. } => (*sync, false),
             // DMA_BUF_IOCTL_SYNC waits for every fence of the dmabuf: look at which ones.
-            Op::DmabufSync { dmabuf, .. } => {
-                let Some(dfd) = st.raw_fd(dmabuf) else { return };
-                let mut e = crate::uapi::dmabuf::dma_buf_export_sync_file {
-                    flags: crate::uapi::dmabuf::DMA_BUF_SYNC_RW as u32,
-                    fd: -1,
-                };
-                if crate::uapi::ioctl::export_sync_file(dfd, &mut e).is_err() {
-                    return self.findings.push(blocked(index, op, outcome));
-                }
-                // A bad reply here is the executor's to report when the program exports.
-                let Ok(sync) = st.adopt_fd(e.fd, "DMA_BUF_IOCTL_EXPORT_SYNC_FILE") else {
-                    return self.findings.push(blocked(index, op, outcome));
-                };
-                self.judge_fences(index, op, std::os::fd::AsRawFd::as_raw_fd(&sync), true);
+            Op::DmabufSync { dmabuf, .. } => (*dmabuf, true),
+            Op::Dqbuf { .. } | Op::PollDmabuf { .. } => return, // userspace's own buffers
+            _ => {
+                let f = blocked(index, op.name(), &op.to_string(), outcome.duration());
+                return self.findings.push(f);
             }
-            Op::Dqbuf { .. } | Op::PollDmabuf { .. } => {} // waiting for userspace's own buffers
-            _ => self.findings.push(blocked(index, op, outcome)),
+        };
+        if st.raw_fd(&of).is_none() {
+            return;
         }
+        self.asked = Some(Asked {
+            index,
+            op: op.to_string(),
+            name: op.name(),
+            duration: outcome.duration(),
+            blocked_if_none,
+            probe: Probe {
+                of,
+                wait: self.fence_deadline + self.job_slack,
+            },
+            sent: false,
+        });
+    }
+
+    /// The probe a timed-out op needs, once.
+    pub fn probe(&mut self, index: usize) -> Option<Probe> {
+        let a = self
+            .asked
+            .as_mut()
+            .filter(|a| a.index == index && !a.sent)?;
+        a.sent = true;
+        Some(a.probe)
+    }
+
+    /// Judge what the probe saw: a producer fence still pending after the deadline, with no
+    /// fence of the program's own (sw_sync) holding it, is a hang.
+    pub fn after_probe(&mut self, index: usize, seen: &ProbeOutcome) {
+        let Some(a) = self.asked.take().filter(|a| a.index == index) else {
+            return;
+        };
+        let blocked_on_nothing = |detail: String| {
+            Finding::new(
+                Kind::Hang,
+                format!("{} blocked", a.name),
+                format!(
+                    "op {index} `{}` did not return before its deadline with no fence pending: {detail}",
+                    a.op
+                ),
+                Some(index),
+            )
+        };
+        let facts = match &seen.before {
+            Ok(f) => f,
+            // No sync_file to look at: a dmabuf whose fences cannot be exported blocked on
+            // nothing the oracle can name.
+            Err(_) => {
+                if a.blocked_if_none {
+                    self.findings
+                        .push(blocked(index, a.name, &a.op, a.duration));
+                }
+                return;
+            }
+        };
+        if facts.fences.iter().any(|f| !f.producer() && f.pending()) {
+            return; // the program's own fence (sw_sync) holds it
+        }
+        let pending: Vec<String> = facts
+            .fences
+            .iter()
+            .filter(|f| f.producer() && f.pending())
+            .map(|f| f.timeline.clone())
+            .collect();
+        if pending.is_empty() {
+            if a.blocked_if_none {
+                self.findings.push(blocked_on_nothing(facts.to_string()));
+            }
+            return;
+        }
+        if seen.signalled {
+            return; // slow, but it did signal
+        }
+        let info = match &seen.after {
+            Some(Ok(f)) => f.to_string(),
+            Some(Err(e)) => format!("info: {e}"),
+            None => String::new(),
+        };
+        let tl = super::ledger::stable_timeline(&pending[0]).to_string();
+        let mut f = Finding::new(
+            Kind::Hang,
+            format!("release fence hang on {tl}"),
+            format!(
+                "op {index} `{}` timed out; the fence was still pending {} s later with no \
+                 other op running: {info}",
+                a.op,
+                a.probe.wait.as_secs_f32()
+            ),
+            Some(index),
+        );
+        f.fence_timelines = pending;
+        self.findings.push(f);
     }
 
     /// A transaction time the program set stretches how long its jobs may take.
@@ -99,64 +173,15 @@ impl HangOracle {
         let ms = value.clamp(c.min, c.max) as u64;
         self.job_slack = self.job_slack.max(Duration::from_millis(2 * ms));
     }
-
-    /// A wait on `fd`'s fences timed out: a producer fence still pending after the deadline is a
-    /// hang; a fence of the program's own (sw_sync) is not the code under test's. With
-    /// `blocked_if_none`, nothing pending at all means the op blocked on nothing: a kernel bug.
-    fn judge_fences(&mut self, index: usize, op: &Op, fd: i32, blocked_if_none: bool) {
-        let facts = fence_info(fd);
-        let detail = match &facts {
-            Ok(f) => f.to_string(),
-            Err(e) => format!("info: {e}"),
-        };
-        let fences = facts.map(|f| f.fences).unwrap_or_default();
-        if fences.iter().any(|f| !f.producer() && f.pending()) {
-            return; // the program's own fence (sw_sync) holds it
-        }
-        let pending: Vec<String> = fences
-            .into_iter()
-            .filter(|f| f.producer() && f.pending())
-            .map(|f| f.timeline)
-            .collect();
-        if pending.is_empty() {
-            if blocked_if_none {
-                self.findings.push(Finding::new(
-                    Kind::Hang,
-                    format!("{} blocked", op.name()),
-                    format!("op {index} `{op}` did not return before its deadline with no fence pending: {detail}"),
-                    Some(index),
-                ));
-            }
-            return;
-        }
-        let deadline = self.fence_deadline + self.job_slack;
-        if poll_in(fd, deadline) {
-            return; // slow, but it did signal
-        }
-        let info = fence_info(fd).map(|f| f.to_string()).unwrap_or_default();
-        let tl = super::ledger::stable_timeline(&pending[0]).to_string();
-        let mut f = Finding::new(
-            Kind::Hang,
-            format!("release fence hang on {tl}"),
-            format!(
-                "op {index} `{op}` timed out; the fence was still pending {} s later with no \
-                 other op running: {info}",
-                deadline.as_secs_f32()
-            ),
-            Some(index),
-        );
-        f.fence_timelines = pending;
-        self.findings.push(f);
-    }
 }
 
-fn blocked(index: usize, op: &Op, outcome: &Outcome) -> Finding {
+/// Op `index` (`name`, written `op`) did not return before its deadline.
+fn blocked(index: usize, name: &str, op: &str, duration: Duration) -> Finding {
     Finding::new(
         Kind::Hang,
-        format!("{} blocked", op.name()),
+        format!("{name} blocked"),
         format!(
-            "op {index} `{op}` did not return before its deadline; interrupted after {:?}",
-            outcome.duration()
+            "op {index} `{op}` did not return before its deadline; interrupted after {duration:?}"
         ),
         Some(index),
     )

@@ -442,6 +442,17 @@ fn dedup(v: &mut Vec<Finding>) {
 }
 
 impl Observer for OracleSet {
+    fn probe(&mut self, index: usize) -> Option<crate::exec::Probe> {
+        self.hang.probe(index)
+    }
+    fn after_probe(
+        &mut self,
+        index: usize,
+        _probe: &crate::exec::Probe,
+        seen: &crate::exec::ProbeOutcome,
+    ) {
+        self.hang.after_probe(index, seen);
+    }
     fn after_op(&mut self, index: usize, op: &Op, outcome: &Outcome, state: &ExecState) {
         self.hang.after_op(index, op, outcome, state);
         self.stale.after_op(index, op, outcome, state);
