@@ -388,7 +388,13 @@ impl StaleOracle {
                 .filter(|b: &BufId| b.queue == Queue::Cap)
         };
         match op {
-            Op::ExportSyncFile { ret, dir, .. } => {
+            Op::ExportSyncFile { ret, dir, dmabuf } => {
+                // A dmabuf of a buffer a later REQBUFS freed keeps the old memory: no job of
+                // the queue writes it, whatever index it had.
+                if self.orphaned.contains(dmabuf) {
+                    self.orphaned.insert(*ret);
+                    return;
+                }
                 let Some(b) = cap(ret) else { return };
                 let gen = self.qgen.get(&b).copied().unwrap_or(0);
                 let queued = self.queued.contains(&b);
