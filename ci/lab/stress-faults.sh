@@ -41,12 +41,17 @@ JOB
         died=""
         lab_boot_status "$out/$name-$seed" --timeout $((budget + 240)) --share "$out/share" \
             --cmdline "$switch" "$job" || :
-        ! guest_failed "$LAB_RC" || { died="guest failed (exit $LAB_RC; console: $out/$name-$seed/console.log)"; dead=$((dead + 1)); }
+        if guest_failed "$LAB_RC"; then
+            died="guest failed (exit $LAB_RC; console: $out/$name-$seed/console.log)"; dead=$((dead + 1))
+            # Nothing lost: what the console holds becomes findings of the run, shown below.
+            [ ! -f "$out/share/out/run/run.json" ] || host_run "$out/share/bin/m2mfuzz" stress --recover \
+                "$out/share/out/run" --console "$out/$name-$seed/console.log" > "$out/$name-$seed/recover.txt" 2>&1 || :
+        fi
         t=$(cat "$out"/share/out/run/findings/*/finding.json 2>/dev/null \
             | jq -rs --arg e "$expect" 'map(select((.kind + ": " + .title) == $e)) | .[0].first_seen_s // empty' || true)
         found=$(cat "$out"/share/out/run/findings/*/finding.json 2>/dev/null | jq -rs 'map(.kind + ": " + .title) | join("; ")' || true)
         rm -rf "$out/$name-$seed/run"; cp -r "$out/share/out/run" "$out/$name-$seed/run" 2>/dev/null || true
-        if [ -n "$died" ]; then t=""; found="$died"; log "$name seed $seed: $died"
+        if [ -n "$died" ]; then t=""; found="$died; recovered: ${found:-nothing}"; log "$name seed $seed: $found"
         elif [ -n "$t" ]; then times+=("$t"); log "$name seed $seed: found in ${t}s"; else
             log "$name seed $seed: NOT found in ${budget}s (found: ${found:-nothing})"; fi
         jq -cn --arg n "$name" --arg s "$switch" --arg e "$expect" --arg seed "$seed" --arg t "$t" --arg f "$found" \

@@ -7,8 +7,9 @@
 # STRESS-ARGS go to `m2mfuzz stress` (e.g. --duration 60s --switch vim2m.rf_error_every=3
 # --stop-on-finding --seed 7). The run directory comes back in DIR/share/out/run, the report in
 # DIR/report.md. When the guest times out or dies (a wedged or crashed kernel), the host runs
-# `m2mfuzz stress --recover` on the run directory with the console log (DIR/recover.txt), so the
-# kernel reports the run could not store itself become findings; the exit code stays non-zero.
+# `m2mfuzz stress --recover` on the run directory with the console log (DIR/recover.txt; the
+# directory as the guest left it is kept in DIR/guest-run), so the kernel reports the run could
+# not store itself become findings; the exit code stays non-zero.
 # Exit code: m2mfuzz's (0 clean, 1 findings), or the runner's (124 time-out, 125 guest died).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -66,8 +67,10 @@ cat "$out/share/out/job.log" 2>/dev/null || true
 run="$out/share/out/run"
 if guest_failed $rc && [ -f "$run/run.json" ]; then
     log "the guest $([ $rc = 124 ] && echo "timed out" || echo "died"): recovering the run's findings from its console on the host"
+    # The run directory as the guest left it, before the recovery adds to it.
+    rm -rf "$out/guest-run"; cp -a "$run" "$out/guest-run"
     rrc=0
-    "$out/share/bin/m2mfuzz" stress --recover "$run" --console "$out/console.log" > "$out/recover.txt" 2>&1 || rrc=$?
+    host_run "$out/share/bin/m2mfuzz" stress --recover "$run" --console "$out/console.log" > "$out/recover.txt" 2>&1 || rrc=$?
     cat "$out/recover.txt" >&2
     case $rrc in
         0|1) log "stress --recover: $(grep -c '^  FINDING' "$out/recover.txt" || true) kernel report(s) of the console stored as findings in $run/findings ($out/recover.txt)" ;;
