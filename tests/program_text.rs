@@ -50,7 +50,7 @@ proptest! {
 
 #[test]
 fn every_op_kind_is_generated_and_round_trips() {
-    // The generator should reach most ops; the ones it never emits are listed here on purpose.
+    // Every op of the table, over 400 seeds of vim2m and visl programs.
     let mut seen = std::collections::BTreeSet::new();
     for seed in 0..400 {
         let mut cfg = GenConfig::new(&profile::ALL[(seed % 2) as usize]);
@@ -65,20 +65,7 @@ fn every_op_kind_is_generated_and_round_trips() {
         .map(|s| s.0)
         .filter(|n| !seen.contains(n))
         .collect();
-    let expected_never = [
-        "close_dmabuf",
-        "close_sync",
-        "munmap",
-        "g_fmt",
-        "remove_bufs",
-        "querybuf",
-        "mmap_dmabuf",
-        "merge",
-        "request_reinit",
-    ];
-    for n in &never {
-        assert!(expected_never.contains(n), "generator never emits `{n}`");
-    }
+    assert!(never.is_empty(), "the generator never emits {never:?}");
 }
 
 #[test]

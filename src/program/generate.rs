@@ -100,6 +100,16 @@ pub const ACTIONS: &[(&str, u32)] = &[
     ("import_sync_file", 2),
     ("close", 1),
     ("sleep", 2),
+    // Every other op of the table, rarely: a generator that never emits an op never reaches
+    // the kernel paths behind it.
+    ("g_fmt", 1),
+    ("querybuf", 1),
+    ("remove_bufs", 1),
+    ("mmap_dmabuf", 1),
+    ("munmap", 1),
+    ("close_dmabuf", 1),
+    ("close_sync", 1),
+    ("merge", 1),
 ];
 
 impl GenConfig {
@@ -171,6 +181,11 @@ impl<C: Choices> Gen<'_, C> {
         let h = Handle { kind, id: *n };
         *n += 1;
         h
+    }
+
+    /// An index into a list of `len` items, if any.
+    fn pick_index(&mut self, len: usize) -> Option<usize> {
+        (len > 0).then(|| self.c.below(len as u32) as usize)
     }
 
     fn pick<T: Copy>(&mut self, v: &[T]) -> Option<T> {
@@ -527,6 +542,64 @@ impl<C: Choices> Gen<'_, C> {
                 let ms = self.c.below(20) + 1;
                 self.push(Op::Sleep { ms })
             }
+            "g_fmt" => self.push(Op::GFmt { ctx, queue }),
+            "querybuf" => {
+                let index = self.c.below(self.ctxs[ci].q[qi(queue)].count.max(1));
+                self.push(Op::Querybuf { ctx, queue, index });
+            }
+            "remove_bufs" => {
+                // The kernel refuses queued buffers; the model keeps the count (a later QBUF
+                // of a removed index is one more error path).
+                let index = self.c.below(self.ctxs[ci].q[qi(queue)].count.max(1));
+                let count = 1 + self.c.below(2);
+                self.push(Op::RemoveBufs {
+                    ctx,
+                    queue,
+                    index,
+                    count,
+                });
+            }
+            "mmap_dmabuf" => {
+                // A consumer mapping the dmabuf it was handed: checked like a mapping of the
+                // buffer, so it starts with the canary.
+                if let Some((index, dmabuf)) = self.pick(&self.ctxs[ci].exports.clone()) {
+                    let map = self.fresh(ResKind::Mapping);
+                    self.push(Op::MmapDmabuf { dmabuf, ret: map });
+                    self.canary(map);
+                    self.ctxs[ci].maps.push((index, map));
+                }
+            }
+            "munmap" => {
+                if let Some(i) = self.pick_index(self.ctxs[ci].maps.len()) {
+                    let (_, map) = self.ctxs[ci].maps.remove(i);
+                    self.canaries.remove(&map);
+                    self.push(Op::Munmap { h: map });
+                }
+            }
+            "close_dmabuf" => {
+                // Closing the fd while sync_files exported from it live on.
+                if let Some(i) = self.pick_index(self.ctxs[ci].exports.len()) {
+                    let (_, d) = self.ctxs[ci].exports.remove(i);
+                    self.push(Op::CloseDmabuf { h: d });
+                }
+            }
+            "close_sync" => {
+                if let Some(i) = self.pick_index(self.syncs.len()) {
+                    let h = self.syncs.remove(i);
+                    self.push(Op::CloseSync { h });
+                }
+            }
+            "merge" => {
+                // Fences of different buffers, contexts or timelines in one sync_file.
+                if let (Some(a), Some(b)) = (
+                    self.pick(&self.syncs.clone()),
+                    self.pick(&self.syncs.clone()),
+                ) {
+                    let ret = self.fresh(ResKind::SyncFile);
+                    self.push(Op::Merge { a, b, ret });
+                    self.syncs.push(ret);
+                }
+            }
             _ => {}
         }
     }
@@ -570,6 +643,10 @@ impl<C: Choices> Gen<'_, C> {
         });
         if let Some(req) = request {
             self.push(Op::RequestQueue { req });
+            // Reinit of a request still queued or running is refused; of a completed one, allowed.
+            if self.c.chance(10) {
+                self.push(Op::RequestReinit { req });
+            }
             self.ops.push(Op::CloseRequest { h: req });
         }
         self.ctxs[ci].q[qi(queue)].queued.push_back(index);
