@@ -304,8 +304,14 @@ fn print_verdict(v: &Verdict, json: bool) -> Result<()> {
     }
     for f in &v.findings {
         let op = f.op.map_or(String::new(), |i| format!(" (op {i})"));
+        let clause = f.clause.map_or(String::new(), |c| {
+            format!(
+                "\n  breaks the release-fence contract, {c}: {}",
+                c.promise()
+            )
+        });
         println!(
-            "FINDING {f}{op}\n  {}",
+            "FINDING {f}{op}{clause}\n  {}",
             f.evidence.lines().take(12).collect::<Vec<_>>().join("\n  ")
         );
     }

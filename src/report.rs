@@ -245,12 +245,27 @@ pub fn markdown(runs: &[RunReport]) -> String {
         |t, n| format!("elsewhere, {n}×: {t}"),
     );
 
+    let _ = writeln!(o, "\n## Release-fence contract\n");
+    head(&mut o, "clause");
+    for c in crate::oracle::Clause::ALL {
+        row(&mut o, &format!("{c}: {}", c.promise()), &|r| {
+            let n = r.findings.iter().filter(|f| f.clause == Some(c)).count();
+            let dbg: crate::device::debug_state::DebugState =
+                serde_json::from_value(r.run["debug"].clone()).unwrap_or_default();
+            match dbg.unjudged(c) {
+                Some(why) if n == 0 => format!("not judged: {why}"),
+                _ if n == 0 => "no finding".into(),
+                _ => format!("{n} finding(s)"),
+            }
+        });
+    }
+
     let _ = writeln!(o, "\n## Findings\n");
     let _ = writeln!(
         o,
-        "| run | kind | title | first seen (s) | epochs | program |"
+        "| run | kind | title | clause | first seen (s) | epochs | program |"
     );
-    let _ = writeln!(o, "|---|---|---|---:|---:|---|");
+    let _ = writeln!(o, "|---|---|---|---|---:|---:|---|");
     let mut any = false;
     for r in runs {
         for f in &r.findings {
@@ -261,17 +276,18 @@ pub fn markdown(runs: &[RunReport]) -> String {
             };
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {:.1} | {} | {prog} |",
+                "| {} | {} | {} | {} | {:.1} | {} | {prog} |",
                 r.dir.file_name().unwrap_or_default().to_string_lossy(),
                 f.kind,
                 f.title.replace('|', "\\|"),
+                f.clause.map_or(String::new(), |c| c.number().to_string()),
                 f.first_seen_s,
                 f.hits
             );
         }
     }
     if !any {
-        let _ = writeln!(o, "| | none | | | | |");
+        let _ = writeln!(o, "| | none | | | | | |");
     }
     o
 }
@@ -316,5 +332,13 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("2× a sw_sync/m2mfuzz-sw fence alive"), "{md}");
+        // run.json says nothing of the kernel: what needs tracefs or lockdep is not judged.
+        assert!(md.contains("| clause 1 (sees-write): once the job has started, implicit sync sees its write | no finding |"), "{md}");
+        assert!(md.contains("| clause 5 (freed): freed once nothing references it, not before | not judged: no dma_fence trace events (tracefs, CONFIG_FTRACE) |"), "{md}");
+        assert!(
+            md.contains("clause 6 (annotations)")
+                && md.contains("not judged: lockdep not built in"),
+            "{md}"
+        );
     }
 }

@@ -8,7 +8,7 @@ use m2mfuzz::oracle::hang::vb2_fences;
 use m2mfuzz::oracle::ledger::{stable_timeline, Ledger};
 use m2mfuzz::oracle::splat::{self, SplatClass, UnderTest};
 use m2mfuzz::oracle::stale::StaleOracle;
-use m2mfuzz::oracle::{expectation_of, splat_signature, Finding, Kind};
+use m2mfuzz::oracle::{expectation_of, splat_finding, splat_signature, Clause, Finding, Kind};
 use m2mfuzz::program::{text, Node, Op};
 use std::path::Path;
 
@@ -160,6 +160,55 @@ fn a_report_from_another_subsystem_is_attributed_elsewhere() {
         s[0].title
     );
     assert!(!s[0].under_test, "{}", s[0].attribution);
+}
+
+#[test]
+fn a_report_names_the_contract_clause_it_breaks_only_when_it_is_a_fence_clause() {
+    let clauses = |name: &str| -> Vec<Option<Clause>> {
+        splats(name)
+            .iter()
+            .map(|s| splat_finding(s, None).clause)
+            .collect()
+    };
+    // Locks and sleeps the signalling annotations forbid, in the publish path: clause 6.
+    for name in [
+        "alloc-in-section",
+        "mutex-in-section",
+        "section-before-resv-lock",
+        "attach-under-spinlock",
+    ] {
+        let c = clauses(name);
+        assert!(!c.is_empty(), "{name}");
+        assert!(
+            c.iter().all(|c| *c == Some(Clause::Annotations)),
+            "{name}: {c:?}"
+        );
+    }
+    // A fence put once too often (the double put's console): clause 5, freed too early.
+    let dp: Vec<_> = splat::parse(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lab/double-put/console.log"),
+        )
+        .unwrap(),
+        &UnderTest::default(),
+    );
+    let refcount = dp.iter().find(|s| s.class == SplatClass::Refcount).unwrap();
+    assert_eq!(splat_finding(refcount, None).clause, Some(Clause::Freed));
+    // Reports of other subsystems, and kernel bugs that are not a fence's promise: none.
+    for name in [
+        "elsewhere-lkdtm-warning",
+        "elsewhere-lkdtm-bug",
+        "elsewhere-lkdtm-hung-task",
+    ] {
+        assert!(clauses(name).iter().all(Option::is_none), "{name}");
+    }
+    // Names round-trip, in JSON too.
+    for c in Clause::ALL {
+        let j = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Clause>(&j).unwrap(), c);
+        assert_eq!(Clause::ALL[c.number() - 1], c);
+    }
+    assert!(serde_json::from_str::<Clause>("\"finite-ish\"").is_err());
 }
 
 fn ledger(name: &str) -> Ledger {
@@ -492,12 +541,25 @@ fn a_reader_trusting_a_signalled_fence_reads_the_canary_a_stale_read() {
     let run = edited(&stale_run(), STUB, VB2_SIGNALLED);
     let findings = stale_findings(&run);
     assert_eq!(findings.len(), 1, "{findings:#?}");
-    assert_eq!(findings[0].kind, Kind::StaleRead);
-    // The finding the lab gave, to the word (its evidence quotes the fence it was shown).
+    let f = &findings[0];
+    assert_eq!(f.kind, Kind::StaleRead);
+    // Not the missing fence of the recorded stub (clause 1) but a fence that signalled before
+    // the data (clause 2): its own title, so the two bugs are two findings.
+    assert_eq!(f.clause, Some(Clause::SignalsAfterData));
     assert_eq!(
-        serde_json::to_value(&findings[0]).unwrap(),
-        recorded_finding(&run)
+        f.title,
+        "release fence signalled before the frame was written on vim2m"
     );
+    assert_eq!(f.op, Some(18), "the check that found the canary");
+    // The evidence quotes the fence it was shown, and the check.
+    let recorded = recorded_finding(&run);
+    assert_ne!(f.signature, recorded["signature"].as_str().unwrap());
+    for part in [
+        "op 18 `check m1 byte=0x3c`: 614400 of 614400 bytes differ from 0x3c",
+        "(fence signalled: status=1 fences=[vb2/vim2m-cap-22:1",
+    ] {
+        assert!(f.evidence.contains(part), "{part}\nnot in\n{}", f.evidence);
+    }
 }
 
 #[test]
@@ -531,6 +593,7 @@ fn the_recorded_stub_exported_after_the_job_started_is_a_stale_read_without_the_
     assert_eq!(f.title, recorded["title"].as_str().unwrap());
     assert_eq!(f.signature, recorded["signature"].as_str().unwrap());
     assert_eq!(f.op, Some(19), "named by the op that showed it");
+    assert_eq!(f.clause, Some(Clause::SeesWrite));
     for clause in [
         "op 16 `export_sync_file d0 dir=read -> s0` (stale read: export_sync_file(read) returned \
          a signalled stub while the frame was being written: status=1 fences=[stub/stub:1]; op 14 \

@@ -5,6 +5,8 @@
 #   leak        the tracefs ledger has a vb2 fence emitted (published) but never signalled
 #   splat TEXT  the console log contains TEXT
 #   stale       a fence said signalled (the stub) and a later `check` found the canary
+#   early       a vb2 fence said signalled and a later `check` found the canary
+#   unfreed     the tracefs ledger has a vb2 fence emitted (published) but never destroyed
 # These checks are independent of m2mfuzz's oracles; the oracles' findings (JSON lines of
 # `m2mfuzz run --json`) must in turn equal the program's `# expect:` lines exactly.
 # Then run every program in one boot with no switch (the control), where no symptom and no
@@ -50,6 +52,14 @@ unsignalled() {
          END { for (k in e) if (!(k in s)) print k }' "$1"
 }
 
+# Fences published (emit, driver=vb2) and never destroyed, as "context:seqno" lines.
+undestroyed() {
+    awk '/dma_fence_(emit|destroy): driver=vb2 / {
+            match($0, /context=[0-9]+ seqno=[0-9]+/); k = substr($0, RSTART, RLENGTH)
+            if ($0 ~ /dma_fence_emit/) e[k] = 1; else d[k] = 1 }
+         END { for (k in e) if (!(k in d)) print k }' "$1"
+}
+
 # `wait` ops that timed out on a vb2 fence still unsignalled (status 0 in fence_info).
 hung_waits() {
     jq -r 'select((.op // "" | startswith("wait ")) and .result.result == "timed_out"
@@ -67,6 +77,11 @@ check() {  # check NAME SYMPTOM RESULTS CONSOLE → 0 when the symptom shows
                                   and ((.detail // "") | contains("stub")))
                          and any(.[]; (.op // "" | startswith("check")) and .result.value > 0)' \
                    "$r/$name.jsonl" >/dev/null ;;
+        early) jq -e -s 'any(.[]; (.op // "" | startswith("fence_info")) and .result.value == 1
+                                  and ((.detail // "") | test("vb2/[^ ]*:1")))
+                         and any(.[]; (.op // "" | startswith("check")) and .result.value > 0)' \
+                   "$r/$name.jsonl" >/dev/null ;;
+        unfreed) [ -n "$(undestroyed "$r/$name.trace")" ] ;;
         *) die "$name: unknown symptom '$symptom'" ;;
     esac
 }
@@ -102,7 +117,7 @@ d="$out/control"; mkdir -p "$d"
 "$LAB_DIR/run.sh" --out "$d" --share "$out/share" --timeout 600 "$d/job.sh" || die "control run failed; console: $d/console.log"
 for p in "${progs[@]}"; do
     name=$(basename "$p" .m2m)
-    for s in hang leak stale "splat possible circular locking dependency" "splat BUG:" "splat WARNING:"; do
+    for s in hang leak stale early unfreed "splat possible circular locking dependency" "splat BUG:" "splat WARNING:"; do
         if check "$name" "$s" "$out/share/out" "$d/console.log"; then
             log "control: $name shows '$s' with no switch set"; fail=1
         fi

@@ -1,10 +1,12 @@
 //! The kernel's debug state, as the oracles depend on it.
-use serde::Serialize;
+use crate::oracle::Clause;
+use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::Path;
 
 /// What the kernel offers the oracles.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DebugState {
     /// Kernel release (`uname -r`).
     pub kernel: String,
@@ -65,6 +67,30 @@ pub fn debug_locks(stats: &str) -> Option<bool> {
 }
 
 impl DebugState {
+    /// Why a clause of the release-fence contract cannot be judged on this kernel, or None
+    /// when it can. Clauses 1 and 2 need only what every kernel has (mappings, exports,
+    /// SYNC_IOC_FILE_INFO); a hang (3) is seen from waits, but a fence left unsignalled with no
+    /// wait on it, an abandoned fence (4) and a fence never freed (5) only in the `dma_fence`
+    /// trace events; 6 needs lockdep, still on.
+    pub fn unjudged(&self, c: Clause) -> Option<&'static str> {
+        match c {
+            Clause::SeesWrite | Clause::SignalsAfterData => None,
+            Clause::Finite if !self.dma_fence_events => {
+                Some("only from waits: no dma_fence trace events")
+            }
+            Clause::ErrorSignalled | Clause::Freed if !self.dma_fence_events => {
+                Some("no dma_fence trace events (tracefs, CONFIG_FTRACE)")
+            }
+            Clause::Annotations if !self.lockdep => {
+                Some("lockdep not built in (CONFIG_PROVE_LOCKING)")
+            }
+            Clause::Annotations if self.lockdep_enabled == Some(false) => {
+                Some("lockdep switched itself off (debug_locks 0): reboot")
+            }
+            _ => None,
+        }
+    }
+
     /// Human-readable warnings about what the oracles will miss.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();

@@ -121,5 +121,14 @@ pub fn render(
     for w in dbg.warnings() {
         let _ = writeln!(s, "  warning: {w}");
     }
+    let _ = writeln!(s, "Release-fence contract, as judged on this kernel:");
+    for c in crate::oracle::Clause::ALL {
+        let _ = writeln!(
+            s,
+            "  {c}: {}: {}",
+            c.promise(),
+            dbg.unjudged(c).unwrap_or("judged")
+        );
+    }
     s
 }

@@ -155,7 +155,8 @@ impl HangOracle {
                 a.probe.wait.as_secs_f32()
             ),
             Some(index),
-        );
+        )
+        .breaking(super::Clause::Finite);
         f.fence_timelines = pending;
         self.findings.push(f);
     }

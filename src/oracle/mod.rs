@@ -73,6 +73,120 @@ impl Serialize for Kind {
     }
 }
 
+/// A clause of the release-fence contract (Documentation/driver-api/dma-buf.rst, "DMA Fence
+/// Signalling Annotations" and "Indefinite DMA Fences", and the series' design), so that a
+/// finding and a report say which promise broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Clause {
+    /// 1. Once the job writing a CAPTURE buffer has started, every implicit-sync query of its
+    ///    dmabuf (exports, polls, DMA_BUF_IOCTL_SYNC) sees that write.
+    SeesWrite,
+    /// 2. A fence signals without error only once the data it guards is complete.
+    SignalsAfterData,
+    /// 3. It signals in finite time, whatever userspace does.
+    Finite,
+    /// 4. It signals, with an error, on every path that returns the buffer in ERROR or
+    ///    abandons it.
+    ErrorSignalled,
+    /// 5. It is freed once nothing references it, and not before.
+    Freed,
+    /// 6. Publish and signal paths take no lock and make no allocation that the signalling
+    ///    annotations forbid, and do not sleep in atomic context.
+    Annotations,
+}
+
+impl Clause {
+    /// Every clause, in the contract's order.
+    pub const ALL: [Clause; 6] = [
+        Clause::SeesWrite,
+        Clause::SignalsAfterData,
+        Clause::Finite,
+        Clause::ErrorSignalled,
+        Clause::Freed,
+        Clause::Annotations,
+    ];
+
+    /// The clause's number in the contract (1–6).
+    pub fn number(self) -> usize {
+        Clause::ALL.iter().position(|c| *c == self).unwrap_or(0) + 1
+    }
+
+    /// Its name in JSON and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Clause::SeesWrite => "sees-write",
+            Clause::SignalsAfterData => "signals-after-data",
+            Clause::Finite => "finite",
+            Clause::ErrorSignalled => "error-signalled",
+            Clause::Freed => "freed",
+            Clause::Annotations => "annotations",
+        }
+    }
+
+    /// The promise, in one line.
+    pub fn promise(self) -> &'static str {
+        match self {
+            Clause::SeesWrite => "once the job has started, implicit sync sees its write",
+            Clause::SignalsAfterData => "no signal without error before the data is complete",
+            Clause::Finite => "signals in finite time, whatever userspace does",
+            Clause::ErrorSignalled => "signals with an error when the buffer is abandoned",
+            Clause::Freed => "freed once nothing references it, not before",
+            Clause::Annotations => {
+                "no forbidden lock, allocation or sleep when publishing or signalling"
+            }
+        }
+    }
+
+    /// The clause [`Clause::name`] names.
+    pub fn from_name(name: &str) -> Option<Clause> {
+        Clause::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The clause a kernel report in the code under test breaks, when it is one of the fence
+    /// contract's: a locking or context report whose lock chain holds the signalling
+    /// annotation's `dma_fence_map`, or whose function is a fence's; a refcount bug in fence or
+    /// reservation code (a fence put once too often is freed while still referenced).
+    pub fn of_splat(s: &splat::Splat) -> Option<Clause> {
+        use splat::SplatClass as C;
+        let fence_fn = s.function.contains("fence");
+        match s.class {
+            _ if !s.under_test => None,
+            C::CircularLocking
+            | C::InconsistentLockState
+            | C::RecursiveLocking
+            | C::InvalidWaitContext
+            | C::SleepInAtomic
+            | C::SchedulingWhileAtomic
+                if fence_fn || s.text.contains("dma_fence_map") =>
+            {
+                Some(Clause::Annotations)
+            }
+            C::Refcount if fence_fn || s.function.starts_with("dma_resv") => Some(Clause::Freed),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Clause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "clause {} ({})", self.number(), self.name())
+    }
+}
+
+impl Serialize for Clause {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Clause {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Clause::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("no contract clause `{name}`")))
+    }
+}
+
 /// A finding: kind, stable title, signature for dedup and shrinking, evidence.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
@@ -94,6 +208,9 @@ pub struct Finding {
     /// For leaked fences: the fence's (context, seqno) in the ledger.
     #[serde(skip)]
     pub fence_key: Option<(u32, u32)>,
+    /// The clause of the release-fence contract it breaks, when it is one of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clause: Option<Clause>,
 }
 
 impl Finding {
@@ -108,7 +225,14 @@ impl Finding {
             under_test: true,
             fence_timelines: Vec::new(),
             fence_key: None,
+            clause: None,
         }
+    }
+
+    /// The same finding, naming the contract clause it breaks.
+    pub fn breaking(mut self, clause: Clause) -> Finding {
+        self.clause = Some(clause);
+        self
     }
 
     /// An op that never came back from the kernel (see [`crate::exec::supervise`]).
@@ -359,12 +483,24 @@ impl OracleSet {
             ));
         }
         let mut leaked: Vec<Finding> = Vec::new();
-        let classes: [(&str, Vec<&ledger::FenceLife>); 3] = [
-            ("destroyed unsignalled", v.ledger.abandoned().collect()),
-            ("never signalled", v.ledger.unsignalled().collect()),
-            ("never freed", v.ledger.undestroyed().collect()),
+        let classes: [(&str, Clause, Vec<&ledger::FenceLife>); 3] = [
+            (
+                "destroyed unsignalled",
+                Clause::ErrorSignalled,
+                v.ledger.abandoned().collect(),
+            ),
+            (
+                "never signalled",
+                Clause::Finite,
+                v.ledger.unsignalled().collect(),
+            ),
+            (
+                "never freed",
+                Clause::Freed,
+                v.ledger.undestroyed().collect(),
+            ),
         ];
-        for (what, fences) in classes {
+        for (what, clause, fences) in classes {
             for f in fences {
                 let tl = ledger::stable_timeline(&f.timeline);
                 let mut finding = Finding::new(
@@ -373,7 +509,8 @@ impl OracleSet {
                     format!("{}/{} context {} seqno {}: {what} (init {}, emit {}, signaled {}, destroy {})",
                         f.driver, f.timeline, f.context, f.seqno, f.init, f.emitted, f.signaled, f.destroyed),
                     None,
-                );
+                )
+                .breaking(clause);
                 finding.fence_timelines = vec![f.timeline.clone()];
                 finding.fence_key = Some((f.context, f.seqno));
                 leaked.push(finding);
@@ -411,6 +548,7 @@ pub fn splat_finding(s: &splat::Splat, op: Option<usize>) -> Finding {
         f.signature = splat_signature(s);
     }
     f.under_test = s.under_test;
+    f.clause = Clause::of_splat(s);
     if !s.under_test {
         f.evidence = format!("attributed elsewhere ({})\n{}", s.attribution, s.text);
     }

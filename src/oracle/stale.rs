@@ -32,7 +32,7 @@
 //!   is not judged: the buffer before it may have completed while its job has not yet finished
 //!   (`buf_done` comes before `job_finish`), so the next `device_run` may still be to come. The
 //!   oracle assumes no other process uses the node, as the kernel-wide oracles do.
-use super::{Finding, Kind};
+use super::{Clause, Finding, Kind};
 use crate::exec::outcome::{Detail, SyncFacts};
 use crate::exec::{BufId, ExecState, OpResult, Outcome};
 use crate::profile::JobReady;
@@ -118,6 +118,8 @@ fn qi(q: Queue) -> Option<usize> {
 struct Said {
     how: String,
     via: &'static str,
+    /// The fence clause a stale read after this breaks (none for DQBUF: V4L2's own promise).
+    clause: Option<Clause>,
     /// Said by a sync_file holding no producer fence, exported after the job started: true only
     /// once the job is seen not to have ended in ERROR before the export.
     by_stub: bool,
@@ -428,6 +430,7 @@ impl StaleOracle {
                             nothing_pending(facts)
                         ),
                         via: "fence",
+                        clause: Some(Clause::SeesWrite),
                         by_stub: true,
                     });
                 }
@@ -453,6 +456,11 @@ impl StaleOracle {
                 let said = Said {
                     how,
                     via: "fence",
+                    clause: Some(if producer {
+                        Clause::SignalsAfterData
+                    } else {
+                        Clause::SeesWrite
+                    }),
                     by_stub: !producer,
                 };
                 if producer {
@@ -489,6 +497,7 @@ impl StaleOracle {
                         Said {
                             how: format!("op {index} `{op}` (DQBUF done)"),
                             via: "DQBUF",
+                            clause: None,
                             by_stub: false,
                         },
                     );
@@ -588,15 +597,27 @@ impl StaleOracle {
                     self.unconfirmed.entry(b).or_insert((gen, evidence));
                 } else if stale {
                     let driver = st.driver_of(&b.ctx).unwrap_or("unknown").to_string();
-                    self.findings.push(Finding::new(
+                    // A producer fence that signalled without error before the frame was
+                    // there is a bug of its own (clause 2), not the missing fence of clause 1.
+                    let title = match said.clause {
+                        Some(Clause::SignalsAfterData) => {
+                            format!(
+                                "release fence signalled before the frame was written on {driver}"
+                            )
+                        }
+                        _ => format!("stale read after {} on {driver}", said.via),
+                    };
+                    let mut f = Finding::new(
                         Kind::StaleRead,
-                        format!("stale read after {} on {driver}", said.via),
+                        title,
                         format!(
                             "op {index} `{op}`: {}, although {} said CAPTURE buffer {} of {} was complete",
                             detail(), said.how, b.index, b.ctx
                         ),
                         Some(index),
-                    ));
+                    );
+                    f.clause = said.clause;
+                    self.findings.push(f);
                 }
             }
             _ => {}
@@ -613,14 +634,17 @@ impl StaleOracle {
         op: &Op,
     ) {
         let driver = st.driver_of(&b.ctx).unwrap_or("unknown").to_string();
-        self.findings.push(Finding::new(
-            Kind::StaleRead,
-            format!("stale read after fence on {driver}"),
-            format!(
-                "{evidence}; op {index} `{op}` showed the frame written after that check, so the \
-                 job had not ended before the export"
-            ),
-            Some(index),
-        ));
+        self.findings.push(
+            Finding::new(
+                Kind::StaleRead,
+                format!("stale read after fence on {driver}"),
+                format!(
+                    "{evidence}; op {index} `{op}` showed the frame written after that check, so \
+                     the job had not ended before the export"
+                ),
+                Some(index),
+            )
+            .breaking(Clause::SeesWrite),
+        );
     }
 }

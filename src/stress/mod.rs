@@ -541,6 +541,7 @@ pub(crate) fn store_finding(
             .map(|(r, _)| (r.worker, r.k, r.seed))
             .collect(),
         recovered_from: None,
+        clause: f.clause,
     };
     let new = store.finding(
         f,

@@ -51,6 +51,9 @@ pub struct FindingMeta {
     /// was not seen live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered_from: Option<String>,
+    /// The release-fence contract clause it breaks, when it is one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clause: Option<crate::oracle::Clause>,
 }
 
 /// One program a worker ran: enough to find it again.
