@@ -3,7 +3,7 @@
 //! (`--include-ignored --test-threads=1`), where every node must be present.
 use m2mfuzz::device;
 use m2mfuzz::exec::{ExecOptions, Executor, OpResult, Outcome};
-use m2mfuzz::oracle::{Kind, OracleOptions, OracleSet, Verdict};
+use m2mfuzz::oracle::{Clause, Kind, OracleOptions, OracleSet, Verdict};
 use m2mfuzz::program::{text, Program};
 use m2mfuzz::uapi::v4l2::*;
 use std::time::Duration;
@@ -582,6 +582,61 @@ dqbuf c0 queue=cap timeout_ms=3000
         "{:?}",
         info.detail
     );
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn a_fence_signalled_before_its_frame_breaks_clause_2_and_only_with_the_switch() {
+    // The correct kernel first: the fence is pending while the 300 ms job runs, so nothing
+    // said the buffer was complete and the check finding the canary is no stale read.
+    let (p, o, v) = run_judged(VIM2M_SLOW_JOB);
+    assert_all_ok(&p, &o);
+    assert_eq!(value(find(&p, &o, "fence_info s0", 0)), 0, "pending");
+    assert!(v.findings.is_empty(), "{:#?}", v.findings);
+    // Signalled at publish (device_run), before the job wrote the buffer.
+    let early = Param::set("videobuf2_common", "rf_fault", "256");
+    let (p, o, v) = run_judged(VIM2M_SLOW_JOB);
+    drop(early);
+    assert_all_ok(&p, &o);
+    let info = find(&p, &o, "fence_info s0", 0);
+    assert_eq!(value(info), 1, "{:?}", info.detail);
+    assert!(
+        info.detail_text().unwrap().contains("vb2/"),
+        "{:?}",
+        info.detail
+    );
+    let titles: Vec<String> = v.findings.iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        titles,
+        ["stale-read: release fence signalled before the frame was written on vim2m"]
+    );
+    assert_eq!(v.findings[0].clause, Some(Clause::SignalsAfterData));
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn a_fence_never_freed_breaks_clause_5_and_only_with_the_switch() {
+    let job = VIM2M_JOB;
+    let (p, o, v) = run_judged(job);
+    assert_all_ok(&p, &o);
+    assert!(v.findings.is_empty(), "{:#?}", v.findings);
+    assert!(
+        v.ledger.count("dma_fence_emit") >= 1,
+        "a fence was published"
+    );
+    // Publishing takes a reference nobody drops.
+    let leak = Param::set("videobuf2_common", "rf_fault", "512");
+    let (p, o, v) = run_judged(job);
+    drop(leak);
+    assert_all_ok(&p, &o);
+    let titles: Vec<String> = v.findings.iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        titles,
+        ["leaked-fence: release fence never freed on vim2m-cap"]
+    );
+    assert_eq!(v.findings[0].clause, Some(Clause::Freed));
     assert_lockdep_on();
 }
 

@@ -610,6 +610,53 @@ fn the_recorded_stub_exported_after_the_job_started_is_a_stale_read_without_the_
 }
 
 #[test]
+fn poll_and_dma_buf_sync_saying_ready_while_the_job_runs_are_stale_reads_of_clause_1() {
+    // The recorded run with a consumer's other implicit-sync query before the export (op 16):
+    // poll() on the dmabuf said POLLIN ready, or DMA_BUF_IOCTL_SYNC's START returned, 50 ms
+    // after STREAMON started the node's only job; the check (op 19) then finds no frame and
+    // DQBUF (op 20) returns it without ERROR.
+    for (op, value, via) in [
+        ("poll_dmabuf d0 events=in timeout_ms=100", 1, "poll"),
+        (
+            "dmabuf_sync d0 phase=start dir=read",
+            0,
+            "DMA_BUF_IOCTL_SYNC",
+        ),
+    ] {
+        let run = inserted(&stale_run(), 16, op, value);
+        let f = stale_findings(&run);
+        assert_eq!(f.len(), 1, "{op}: {f:#?}");
+        assert_eq!(
+            f[0].title,
+            format!("stale read after {via} on vim2m"),
+            "{op}"
+        );
+        assert_eq!(f[0].clause, Some(Clause::SeesWrite), "{op}");
+        assert_eq!(f[0].op, Some(20), "{op}");
+        assert!(
+            f[0].evidence
+                .contains("while the frame was being written; op 14 had started the job"),
+            "{}",
+            f[0].evidence
+        );
+        // The same query before the job started (before STREAMON, op 14) says nothing.
+        let early = inserted(&stale_run(), 13, op, value);
+        let f = stale_findings(&early);
+        assert!(f.iter().all(|f| !f.title.contains(via)), "{op}: {f:#?}");
+    }
+    // poll() that did not say ready (it timed out waiting) says nothing either.
+    let run = inserted(
+        &stale_run(),
+        16,
+        "poll_dmabuf d0 events=in timeout_ms=100",
+        0,
+    );
+    assert!(stale_findings(&run)
+        .iter()
+        .all(|f| !f.title.contains("poll")));
+}
+
+#[test]
 fn a_stub_is_no_stale_read_unless_the_job_had_certainly_started() {
     let run = stale_run();
     // OUTPUT's QBUF failed: no job could start, the stub is the design's.

@@ -36,7 +36,7 @@ use super::{Clause, Finding, Kind};
 use crate::exec::outcome::{Detail, SyncFacts};
 use crate::exec::{BufId, ExecState, OpResult, Outcome};
 use crate::profile::JobReady;
-use crate::program::{Arg, Handle, Op, Queue};
+use crate::program::{Arg, Handle, Op, Queue, SyncPhase};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A sync_file exported from a CAPTURE buffer.
@@ -150,7 +150,7 @@ pub struct StaleOracle {
     /// Stale reads after a stub, awaiting proof that the job had not already ended in ERROR
     /// before the export (then the stub is right and the canary stays): buffer → (its
     /// generation, the evidence so far).
-    unconfirmed: BTreeMap<BufId, (u32, String)>,
+    unconfirmed: BTreeMap<BufId, (u32, String, &'static str)>,
     /// Findings so far.
     pub findings: Vec<Finding>,
 }
@@ -435,6 +435,42 @@ impl StaleOracle {
                     });
                 }
             }
+            // The other ways a consumer asks the dmabuf for implicit sync: poll() said ready,
+            // or DMA_BUF_IOCTL_SYNC's START returned, after the job writing the buffer had
+            // started. Either may have waited for a fence, or seen nothing to wait for; only a
+            // check that then finds no frame tells, once the job is seen not to have ended in
+            // ERROR (as for a stub).
+            Op::PollDmabuf { dmabuf, events, .. }
+                if (v as u32 & events.raw()) != 0 && !self.orphaned.contains(dmabuf) =>
+            {
+                let name = if events.raw() == libc::POLLIN as u32 {
+                    "POLLIN"
+                } else {
+                    "POLLOUT"
+                };
+                self.ready_while_written(
+                    index,
+                    op,
+                    dmabuf,
+                    &format!("poll({name}) said ready"),
+                    "poll",
+                    st,
+                );
+            }
+            Op::DmabufSync {
+                dmabuf,
+                phase: SyncPhase::Start,
+                ..
+            } if !self.orphaned.contains(dmabuf) => {
+                self.ready_while_written(
+                    index,
+                    op,
+                    dmabuf,
+                    "DMA_BUF_IOCTL_SYNC(START) returned",
+                    "DMA_BUF_IOCTL_SYNC",
+                    st,
+                );
+            }
             // A fence that signalled without error says the buffer is written.
             Op::Wait { sync, .. } | Op::FenceInfo { sync } if v == 1 => {
                 let Some(facts) = fences else { return };
@@ -484,11 +520,11 @@ impl StaleOracle {
                 // A DQBUF's detail is always the returned buffer's facts.
                 let error = matches!(&o.detail, Some(Detail::Buf(f)) if f.error());
                 let gen = self.qgen.get(&b).copied().unwrap_or(0);
-                if let Some((g, evidence)) = self.unconfirmed.remove(&b) {
+                if let Some((g, evidence, via)) = self.unconfirmed.remove(&b) {
                     // Done without ERROR: the job wrote the frame after the check found none,
                     // so it was still running at the export.
                     if g == gen && !error {
-                        self.stale_after_stub(b, st, evidence, index, op);
+                        self.stale_after_stub(b, st, evidence, via, index, op);
                     }
                 }
                 if !error && !overwritten {
@@ -575,11 +611,11 @@ impl StaleOracle {
                 let stale = if canary { v == 0 } else { v > 0 };
                 let gen = self.qgen.get(&b).copied().unwrap_or(0);
                 if !stale {
-                    if let Some((g, evidence)) = self.unconfirmed.remove(&b) {
+                    if let Some((g, evidence, via)) = self.unconfirmed.remove(&b) {
                         // Written since the check that found nothing: the job was still
                         // running then, and so at the export.
                         if g == gen {
-                            self.stale_after_stub(b, st, evidence, index, op);
+                            self.stale_after_stub(b, st, evidence, via, index, op);
                         }
                     }
                 }
@@ -594,7 +630,9 @@ impl StaleOracle {
                         b.index,
                         b.ctx
                     );
-                    self.unconfirmed.entry(b).or_insert((gen, evidence));
+                    self.unconfirmed
+                        .entry(b)
+                        .or_insert((gen, evidence, said.via));
                 } else if stale {
                     let driver = st.driver_of(&b.ctx).unwrap_or("unknown").to_string();
                     // A producer fence that signalled without error before the frame was
@@ -624,12 +662,52 @@ impl StaleOracle {
         }
     }
 
+    /// Op `index` on `dmabuf` told its consumer the buffer was ready (`what`): if the job
+    /// writing the buffer had certainly started, that is a "complete" to judge by a later check.
+    fn ready_while_written(
+        &mut self,
+        index: usize,
+        op: &Op,
+        dmabuf: &Handle,
+        what: &str,
+        via: &'static str,
+        st: &ExecState,
+    ) {
+        let Some(b) = st
+            .provenance
+            .get(dmabuf)
+            .copied()
+            .filter(|b| b.queue == Queue::Cap)
+        else {
+            return;
+        };
+        let gen = self.qgen.get(&b).copied().unwrap_or(0);
+        let Some(at) = self
+            .started
+            .get(&b)
+            .filter(|(g, _)| *g == gen && self.queued.contains(&b))
+            .map(|(_, i)| *i)
+        else {
+            return;
+        };
+        self.complete.entry(b).or_insert(Said {
+            how: format!(
+                "op {index} `{op}` (stale read: {what} while the frame was being written; op {at} \
+                 had started the job writing it, the only job its node could run)"
+            ),
+            via,
+            clause: Some(Clause::SeesWrite),
+            by_stub: true,
+        });
+    }
+
     /// A stale read after a stub, confirmed by op `index`: the frame came after the check.
     fn stale_after_stub(
         &mut self,
         b: BufId,
         st: &ExecState,
         evidence: String,
+        via: &str,
         index: usize,
         op: &Op,
     ) {
@@ -637,7 +715,7 @@ impl StaleOracle {
         self.findings.push(
             Finding::new(
                 Kind::StaleRead,
-                format!("stale read after fence on {driver}"),
+                format!("stale read after {via} on {driver}"),
                 format!(
                     "{evidence}; op {index} `{op}` showed the frame written after that check, so \
                      the job had not ended before the export"
