@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # All tests: formatting and lints, host unit and property tests, then the device tests and the
 # v4l2-compliance peer suite inside the QEMU lab; then the boards' architecture, aarch64: the
-# static binary, its layout test under qemu-user, device tests and corpus replay in the arm64
-# lab. Installs what it needs; builds are cached.
+# static binary and fuzz targets, the layout test and a fuzz target under qemu-user, device
+# tests and corpus replay in the arm64 lab. Installs what it needs; builds are cached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh
@@ -30,6 +30,6 @@ ci/lab/stress-faults.sh --budget 180 --seeds 1
 ci/lab/stress-faults.sh --budget 120 --seeds 1 --out lab-out/stress-evil corpora/faults/evil/*.m2m
 # aarch64 (the boards): the arm64 kernel first, as it installs the headers the layout test reads.
 LAB_ARCH=arm64 ci/lab/build-kernel.sh >/dev/null
-ci/board-build.sh --test >/dev/null
+ci/board-build.sh --fuzz --test >/dev/null
 LAB_ARCH=arm64 ci/lab/run-tests.sh
 LAB_ARCH=arm64 ci/lab/replay.sh corpora

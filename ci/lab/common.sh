@@ -10,16 +10,19 @@ die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }
 
 # The lab's architecture: x86_64 (default), or arm64, the boards' (RK3566/RK3588), under TCG.
 # Every lab script takes it from LAB_ARCH, so one set of scripts serves both. LAB_CC compiles
-# static guest programs (C), LAB_SUFFIX tells cache entries and lab-out directories apart.
+# static guest programs (C), LAB_CXX and LAB_AR libFuzzer (C++) for the fuzz targets, LAB_SUFFIX
+# tells cache entries and lab-out directories apart.
 LAB_ARCH=${LAB_ARCH:-x86_64}
 case "$LAB_ARCH" in
     x86_64|amd64) LAB_ARCH=x86_64; LAB_RUST_TARGET=x86_64-unknown-linux-gnu
         LAB_KIMAGE=arch/x86/boot/bzImage LAB_QEMU=qemu-system-x86_64 LAB_QEMU_PKG=qemu-system-x86
-        LAB_DEB_ARCH=amd64 LAB_SUFFIX="" LAB_CC=gcc LAB_CC_PKGS=(gcc libc6-dev) ;;
+        LAB_DEB_ARCH=amd64 LAB_SUFFIX="" LAB_CC=gcc LAB_CC_PKGS=(gcc libc6-dev)
+        LAB_CXX=g++ LAB_AR=ar LAB_CXX_PKGS=(g++) ;;
     arm64|aarch64) LAB_ARCH=arm64; LAB_RUST_TARGET=aarch64-unknown-linux-gnu
         LAB_KIMAGE=arch/arm64/boot/Image LAB_QEMU=qemu-system-aarch64 LAB_QEMU_PKG=qemu-system-arm
         LAB_DEB_ARCH=arm64 LAB_SUFFIX=-arm64 LAB_CC=aarch64-linux-gnu-gcc
-        LAB_CC_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
+        LAB_CC_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+        LAB_CXX=aarch64-linux-gnu-g++ LAB_AR=aarch64-linux-gnu-ar LAB_CXX_PKGS=(g++-aarch64-linux-gnu) ;;
     *) die "LAB_ARCH=$LAB_ARCH: the lab knows x86_64 and arm64" ;;
 esac
 export LAB_ARCH
@@ -107,44 +110,58 @@ need_pkgs() {
         || die "apt-get install ${missing[*]} failed"
 }
 
-# cargo-fuzz for the fuzz targets (installed into ~/.cargo/bin once).
-need_cargo_fuzz() {
-    command -v cargo-fuzz >/dev/null && return 0
-    log "installing cargo-fuzz"
-    cargo install cargo-fuzz --locked >&2 || die "cargo install cargo-fuzz failed"
-}
-
-# libFuzzer from libfuzzer-sys's own sources without FuzzerInterceptors.cpp: its memcmp/strcmp
-# interceptors find the real functions with dlsym(RTLD_NEXT), which a static binary does not
-# have (they jump to address 0). Without a sanitizer they only fed value profiles. Prints the path.
+# libFuzzer from libfuzzer-sys's own sources without FuzzerInterceptors.cpp, compiled for LAB_ARCH
+# (LAB_CXX): its memcmp/strcmp interceptors find the real functions with dlsym(RTLD_NEXT), which a
+# static binary does not have (they jump to address 0). Without a sanitizer they only fed value
+# profiles. Prints the path.
 static_libfuzzer() {
     local src lib
     src=$(cd "$REPO_DIR/fuzz" && cargo metadata --locked --format-version 1 \
         | jq -r '.packages[] | select(.name == "libfuzzer-sys") | .manifest_path' | xargs dirname)/libfuzzer
     [ -d "$src" ] || die "libfuzzer-sys sources not found at $src"
-    lib="$LAB_CACHE/libfuzzer-static-$(cat "$src"/*.cpp | sha256sum | cut -c1-16)/libfuzzer.a"
+    lib="$LAB_CACHE/libfuzzer-static$LAB_SUFFIX-$(cat "$src"/*.cpp | sha256sum | cut -c1-16)/libfuzzer.a"
     if [ ! -f "$lib" ]; then
-        log "building libFuzzer without interceptors (static binaries)"
+        log "building libFuzzer without interceptors (static binaries, $LAB_CXX)"
         local tmp; tmp=$(mktemp -d); mkdir -p "$(dirname "$lib")"
         for f in "$src"/*.cpp; do
             [ "$(basename "$f")" = FuzzerInterceptors.cpp ] && continue
             echo "$f"
-        done | xargs -P 2 -I{} sh -c 'g++ -c -O2 -g -std=c++17 -fno-omit-frame-pointer -w "{}" -o "'"$tmp"'/$(basename "{}" .cpp).o"'
-        ar rcs "$lib.tmp" "$tmp"/*.o && mv "$lib.tmp" "$lib"; rm -rf "$tmp"
+        done | xargs -P 2 -I{} sh -c "$LAB_CXX"' -c -O2 -g -std=c++17 -fno-omit-frame-pointer -w "{}" -o "'"$tmp"'/$(basename "{}" .cpp).o"' \
+            || die "compiling libFuzzer with $LAB_CXX failed"
+        "$LAB_AR" rcs "$lib.tmp" "$tmp"/*.o && mv "$lib.tmp" "$lib"; rm -rf "$tmp"
     fi
     echo "$lib"
 }
 
-# Build a fuzz target as a static binary the guest can run: DIR/bin/TARGET.
+# What `cargo fuzz build -s none` gives rustc (cargo-fuzz 0.13.2, release, a Linux target):
+# SanitizerCoverage for libFuzzer (inline 8-bit counters, PC table, comparisons, stack depth), no
+# sanitizer, `--cfg fuzzing`, debug assertions (so overflow checks), one codegen unit; with
+# `--release --config profile.release.debug="line-tables-only"` as below, the same rustc command
+# lines (a `cargo fuzz build` of the same target finds every unit fresh). Passed to cargo directly
+# so that target_cargo builds for either architecture: cargo fuzz runs whatever `cargo` is first
+# on PATH, rustup's, which has no aarch64 std here.
+FUZZ_RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing \
+-Cllvm-args=-simplifycfg-branch-fold-threshold=0 -Cllvm-args=-sanitizer-coverage-stack-depth \
+-Cdebug-assertions -Ccodegen-units=1"
+
+# Build a fuzz target for LAB_ARCH (LAB_ARCH=arm64: aarch64, Debian's Rust, see target_cargo) as a
+# static binary the guest or a board can run: fuzz/target/TRIPLE/release/TARGET, copied to
+# DIR/bin/TARGET when DIR is given.
+#   build_fuzz_target TARGET [DIR]
 build_fuzz_target() {
-    local target=$1 dest=$2 lib
-    [ "$LAB_ARCH" = x86_64 ] || die "the fuzz targets are built for the x86_64 lab only (LAB_ARCH=$LAB_ARCH)"
-    need_cargo_fuzz
-    need_pkgs jq g++
-    mkdir -p "$dest/bin"
+    local target=$1 dest=${2:-} lib bin
+    need_pkgs jq file "${LAB_CXX_PKGS[@]}"
     lib=$(static_libfuzzer)
-    log "building fuzz target $target (static, no sanitizer)"
-    (cd "$REPO_DIR" && RUSTFLAGS="-C target-feature=+crt-static" CUSTOM_LIBFUZZER_PATH="$lib" \
-        cargo fuzz build -s none --target x86_64-unknown-linux-gnu "$target" >&2)
-    cp "$REPO_DIR/fuzz/target/x86_64-unknown-linux-gnu/release/$target" "$dest/bin/"
+    log "building fuzz target $target for $LAB_RUST_TARGET (static, no sanitizer)"
+    # RUSTFLAGS replaces target_cargo's per-target flags and, as --target is given, applies to the
+    # target only, not to build scripts. Static: static-pie on x86_64, non-PIE on aarch64.
+    (cd "$REPO_DIR" && RUSTFLAGS="$FUZZ_RUSTFLAGS -C target-feature=+crt-static" CUSTOM_LIBFUZZER_PATH="$lib" \
+        target_cargo "$LAB_RUST_TARGET" build --manifest-path fuzz/Cargo.toml --release --locked \
+        --config 'profile.release.debug="line-tables-only"' --bin "$target" >&2) \
+        || die "building fuzz target $target for $LAB_RUST_TARGET failed"
+    bin="$REPO_DIR/fuzz/target/$LAB_RUST_TARGET/release/$target"
+    file -L "$bin" | grep -Eq "statically linked|static-pie linked" || die "$bin is not static: $(file -L "$bin")"
+    [ -z "$dest" ] || { mkdir -p "$dest/bin"; cp "$bin" "$dest/bin/"; }
 }

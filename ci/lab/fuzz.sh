@@ -21,6 +21,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$kcov" in on|observe|off) ;; *) die "--kcov on|observe|off, not $kcov" ;; esac
+# build_fuzz_target builds for either architecture (ci/board-build.sh --fuzz: the boards'), but
+# no aarch64 target has run in the arm64 lab yet.
+[ "$LAB_ARCH" = x86_64 ] || die "fuzz.sh runs in the x86_64 lab only (LAB_ARCH=$LAB_ARCH); for the boards: ci/board-build.sh --fuzz"
 [ -n "$seeds" ] || seeds="$REPO_DIR/fuzz/seeds/$target"
 rm -rf "$out"; mkdir -p "$out/share/seeds"
 [ -d "$seeds" ] && cp -r "$seeds"/. "$out/share/seeds/"
