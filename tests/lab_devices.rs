@@ -1027,34 +1027,49 @@ fn the_ledger_s_trace_reads_lose_no_event_that_arrives_between_them() {
     // Markers go into the same ring buffer; the old read-then-clear dropped every one written
     // between the read and the clear.
     let marker = t.dir().join("trace_marker");
-    let n = 20_000;
+    // The writer waits for a read after each chunk, so reads and writes interleave however the
+    // machine schedules the two threads (a busy 2-core machine once gave the reader only two
+    // reads while the writer wrote everything).
+    let (chunks, per_chunk) = (200, 100);
+    let n = chunks * per_chunk;
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (tx, rx) = std::sync::mpsc::channel();
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&marker)
-            .unwrap();
-        for i in 0..n {
-            f.write_all(format!("m2mfuzz-marker {i}\n").as_bytes())
+    let writer = {
+        let reads = reads.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            use std::sync::atomic::Ordering::SeqCst;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&marker)
                 .unwrap();
-        }
-        tx.send(()).unwrap();
-    });
+            for c in 0..chunks {
+                for i in 0..per_chunk {
+                    f.write_all(format!("m2mfuzz-marker {}\n", c * per_chunk + i).as_bytes())
+                        .unwrap();
+                }
+                let r = reads.load(SeqCst);
+                while reads.load(SeqCst) == r {
+                    std::thread::yield_now();
+                }
+            }
+            tx.send(()).unwrap();
+        })
+    };
     let mut seen = 0;
-    let mut reads = 0;
     loop {
         let done = rx.try_recv().is_ok();
         seen += t.take().matches("m2mfuzz-marker").count();
-        reads += 1;
+        reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if done {
             break;
         }
     }
     writer.join().unwrap();
     seen += t.take().matches("m2mfuzz-marker").count();
+    let reads = reads.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
-        reads > 10,
+        reads > chunks,
         "the reads overlapped the writes ({reads} reads)"
     );
     assert_eq!(seen, n, "every marker read exactly once over {reads} reads");
