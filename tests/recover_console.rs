@@ -84,7 +84,7 @@ fn last_markers_before(text: &str, needle: &str) -> Vec<(u32, u64)> {
 
 #[test]
 fn a_refcount_underflow_is_titled_by_the_caller_that_dropped_the_reference() {
-    for name in ["double-put-short-epochs", "double-put"] {
+    for name in ["double-put-short-epochs", "double-put", "double-put-live"] {
         let s = splat::parse(&console(name), &UnderTest::default());
         let rc: Vec<_> = s
             .iter()
@@ -144,9 +144,9 @@ fn the_wedged_runs_report_is_recovered_from_the_console_with_its_programs() {
     let got: Vec<(u32, u64)> = m.epoch_programs.iter().map(|p| (p.0, p.1)).collect();
     assert_eq!(got, want);
     // Programs 0 had finished, so the journal no longer holds them: they are regenerated from
-    // the run's profile and seed, and must equal what the live run of the short-epoch boot
-    // (same seed and generator) stored for them.
-    let live = fixture("double-put-short-epochs")
+    // the run's profile and seed, and must equal what the live run of a short-epoch boot (same
+    // seed and generator, `double-put-live`) stored for them.
+    let live = fixture("double-put-live")
         .join("run/findings/splat-refcount-bug-in-dma-resv-list-free-8c9407bd/programs");
     assert_eq!(want, [(0, 0), (1, 0)]);
     for (w, k) in &want {
