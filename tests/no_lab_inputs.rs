@@ -18,7 +18,15 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 fn no_oracle_generator_or_profile_reads_module_parameters_or_knows_the_lab_switches() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for dir in ["src/oracle", "src/program", "src/profile"] {
+    // The executor and the device layer too: the stale-read verdict rests on what they tell
+    // the oracles (node claims, probes, debug state).
+    for dir in [
+        "src/oracle",
+        "src/program",
+        "src/profile",
+        "src/exec",
+        "src/device",
+    ] {
         sources(&root.join(dir), &mut files);
     }
     // The directories hold the oracles, the generator and the profiles: an empty walk would pass
@@ -27,6 +35,8 @@ fn no_oracle_generator_or_profile_reads_module_parameters_or_knows_the_lab_switc
         "src/oracle/stale.rs",
         "src/program/generate.rs",
         "src/profile/driver.rs",
+        "src/exec/ops.rs",
+        "src/device/debug_state.rs",
     ] {
         assert!(files.contains(&root.join(must)), "{must} not searched");
     }

@@ -563,6 +563,34 @@ fn a_reader_trusting_a_signalled_fence_reads_the_canary_a_stale_read() {
 }
 
 #[test]
+fn a_fence_pending_at_export_that_signals_before_the_frame_breaks_clause_2() {
+    // As a kernel with the early-signal fault shows it: the export (op 16) and fence_info
+    // (op 17) see the vb2 fence pending; a wait (inserted as op 18) returns it signalled
+    // without error; the check (op 19) then finds the canary.
+    let pending = "status=0 fences=[vb2/vim2m-cap-22:0]";
+    let run = edited(&stale_run(), &format!("status=1 {STUB}"), pending);
+    let run = inserted(&run, 18, "wait s0 timeout_ms=1000", 1);
+    let run = with_outcome(&run, 18, 1, &format!("status=1 {VB2_SIGNALLED}"));
+    let f = stale_findings(&run);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].clause, Some(Clause::SignalsAfterData));
+    assert_eq!(
+        f[0].title,
+        "release fence signalled before the frame was written on vim2m"
+    );
+    assert_eq!(f[0].op, Some(19));
+    assert!(
+        f[0].evidence
+            .contains("op 18 `wait s0 timeout_ms=1000` (fence signalled"),
+        "{}",
+        f[0].evidence
+    );
+    // The same wait with the fence still pending (it timed out) says nothing.
+    let run = with_outcome(&run, 18, 0, pending);
+    assert!(stale_findings(&run).is_empty());
+}
+
+#[test]
 fn the_same_check_is_no_stale_read_when_the_fence_is_pending_or_the_frame_is_there() {
     // The fence is still pending at ops 16-17: nothing said the buffer was complete.
     let pending = "status=0 fences=[vb2/vim2m-cap-22:0]";
@@ -654,6 +682,33 @@ fn poll_and_dma_buf_sync_saying_ready_while_the_job_runs_are_stale_reads_of_clau
     assert!(stale_findings(&run)
         .iter()
         .all(|f| !f.title.contains("poll")));
+}
+
+#[test]
+fn a_context_closed_under_a_live_mapping_may_still_run_a_job_so_a_stub_is_not_judged() {
+    // Before the recorded program: another context of the node, mapped, then closed. Its
+    // mapping keeps the file, so the context and a job of it may live on: the stub exported
+    // after op 14's STREAMON may come before this context's job and is not judged.
+    let with = |ops: &[&str]| {
+        let mut run = stale_run();
+        for (i, op) in ops.iter().enumerate() {
+            run = inserted(&run, 1 + i, op, 0);
+        }
+        stale_findings(&run)
+    };
+    let zombie = [
+        "open node=vim2m -> c5",
+        "mmap c5 queue=cap index=0 -> m5",
+        "close c5",
+    ];
+    let f = with(&zombie);
+    assert!(f.is_empty(), "{f:#?}");
+    // Once the mapping is gone, so is the context: judged again.
+    let f = with(&[zombie[0], zombie[1], zombie[2], "munmap m5"]);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    // Closed with no mapping: gone at once.
+    let f = with(&[zombie[0], zombie[2]]);
+    assert_eq!(f.len(), 1, "{f:#?}");
 }
 
 #[test]

@@ -68,16 +68,14 @@ pub fn debug_locks(stats: &str) -> Option<bool> {
 
 impl DebugState {
     /// Why a clause of the release-fence contract cannot be judged on this kernel, or None
-    /// when it can. Clauses 1 and 2 need only what every kernel has (mappings, exports,
-    /// SYNC_IOC_FILE_INFO); a hang (3) is seen from waits, but a fence left unsignalled with no
-    /// wait on it, an abandoned fence (4) and a fence never freed (5) only in the `dma_fence`
-    /// trace events; 6 needs lockdep, still on.
+    /// when it can. Clauses 1 to 3 need only what every kernel has (mappings, exports, waits,
+    /// SYNC_IOC_FILE_INFO); an abandoned fence (4) and a fence never freed (5) show only in the
+    /// `dma_fence` trace events; 6 needs lockdep, still on.
     pub fn unjudged(&self, c: Clause) -> Option<&'static str> {
         match c {
-            Clause::SeesWrite | Clause::SignalsAfterData => None,
-            Clause::Finite if !self.dma_fence_events => {
-                Some("only from waits: no dma_fence trace events")
-            }
+            // A hang is judged from the program's waits on any kernel (a fence left pending
+            // with no wait on it shows only in the trace events: see `warnings`).
+            Clause::SeesWrite | Clause::SignalsAfterData | Clause::Finite => None,
             Clause::ErrorSignalled | Clause::Freed if !self.dma_fence_events => {
                 Some("no dma_fence trace events (tracefs, CONFIG_FTRACE)")
             }

@@ -174,6 +174,15 @@ impl NodeClaim {
         (self.0.open.load(SeqCst), self.0.opened.load(SeqCst))
     }
 
+    /// Another share of the same node's count: a V4L2 mapping keeps its context's file, and so
+    /// the context and its jobs, alive after the context's fd is closed.
+    pub fn share(&self) -> NodeClaim {
+        self.0
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        NodeClaim(self.0.clone())
+    }
+
     /// Whether `other` is a claim on the same node.
     pub fn same_node(&self, other: &NodeClaim) -> bool {
         std::sync::Arc::ptr_eq(&self.0, &other.0)
@@ -195,8 +204,8 @@ pub enum Resource {
     Ctx(Ctx),
     /// An fd: dmabuf, sync_file, request or timeline.
     Fd(OwnedFd),
-    /// A CPU mapping.
-    Map(MmapRaw),
+    /// A CPU mapping; of a V4L2 buffer (not of a dmabuf), with its share of the node's count.
+    Map(MmapRaw, Option<NodeClaim>),
 }
 
 /// Which V4L2 buffer a dmabuf, mapping or sync_file stands for.
@@ -411,7 +420,7 @@ impl ExecState {
         match self.res.get(h)? {
             Resource::Fd(f) => Some(f.as_raw_fd()),
             Resource::Ctx(c) => Some(c.video.as_raw_fd()),
-            Resource::Map(_) => None,
+            Resource::Map(..) => None,
         }
     }
 
@@ -432,7 +441,11 @@ impl ExecState {
         let own = self
             .res
             .values()
-            .filter(|r| matches!(r, Resource::Ctx(o) if o.claim.same_node(&c.claim)))
+            .filter(|r| match r {
+                Resource::Ctx(o) => o.claim.same_node(&c.claim),
+                Resource::Map(_, Some(m)) => m.same_node(&c.claim),
+                _ => false,
+            })
             .count() as u32;
         let (open, opened) = c.claim.users();
         Some((open.saturating_sub(own), opened))

@@ -152,7 +152,7 @@ impl ExecState {
                 c.video.as_raw_fd() == fd || c.media.as_ref().is_some_and(|m| m.as_raw_fd() == fd)
             }
             Resource::Fd(f) => f.as_raw_fd() == fd,
-            Resource::Map(_) => false,
+            Resource::Map(..) => false,
         })
     }
 
@@ -180,7 +180,7 @@ impl ExecState {
 
     fn map(&self, h: &Handle) -> &memmap2::MmapRaw {
         match self.res.get(h) {
-            Some(Resource::Map(m)) => m,
+            Some(Resource::Map(m, _)) => m,
             _ => unreachable!("handle kinds are checked by the parser and `unbound`"),
         }
     }
@@ -477,7 +477,8 @@ impl ExecState {
                     .len(len as usize)
                     .map_raw(c.video.as_raw_fd())
                     .map_err(|e| errno_of(&e))?;
-                self.bind(*ret, Resource::Map(m));
+                let claim = c.claim.share();
+                self.bind(*ret, Resource::Map(m, Some(claim)));
                 self.provenance.insert(
                     *ret,
                     BufId {
@@ -499,7 +500,12 @@ impl ExecState {
                     .len(len as usize)
                     .map_raw(fd)
                     .map_err(|e| errno_of(&e))?;
-                self.bind(*ret, Resource::Map(m));
+                self.bind(*ret, Resource::Map(m, None));
+                // A mapping of the dmabuf is a mapping of its buffer: its fills and checks are
+                // the buffer's, for the oracles too.
+                if let Some(b) = self.provenance.get(dmabuf).copied() {
+                    self.provenance.insert(*ret, b);
+                }
                 ok(len as i64)
             }
             Op::Fill { map, byte } => {

@@ -136,6 +136,8 @@ pub struct StaleOracle {
     exports: BTreeMap<Handle, Export>,
     /// Mapping → the canary byte last filled into it.
     canary: BTreeMap<Handle, u8>,
+    /// Buffer → the canary byte last filled into it, through any of its mappings.
+    buf_canary: BTreeMap<BufId, u8>,
     /// Buffers the program wrote into while they were queued: their next DQBUF hands back what
     /// the device wrote before or after that write, so it says nothing about their contents.
     filled_while_queued: BTreeSet<BufId>,
@@ -143,6 +145,11 @@ pub struct StaleOracle {
     orphaned: BTreeSet<Handle>,
     /// Contexts the program opened, and their queues.
     jobs: BTreeMap<Handle, Jobs>,
+    /// V4L2 mappings (of a context's buffer, not of a dmabuf) → their context. A mapping keeps
+    /// the context's file: after `close` the context, and any job of it, live on.
+    v4l2_maps: BTreeMap<Handle, Handle>,
+    /// Contexts closed while a V4L2 mapping of them lived: their jobs may still run, unseen.
+    zombies: BTreeSet<Handle>,
     /// Buffer → (its content generation, the op) where the job writing it certainly started.
     started: BTreeMap<BufId, (u32, usize)>,
     /// Context → its node's (other programs' contexts, contexts ever opened) after the last op.
@@ -228,8 +235,22 @@ impl StaleOracle {
                 );
             }
             Op::Close { h } if ran => {
-                // Closing waits for the context's running job; its state goes with it.
+                // Closing waits for the context's running job and its state goes with it,
+                // unless a mapping keeps its file open: then the context lives on.
                 self.jobs.remove(h);
+                if self.v4l2_maps.values().any(|c| c == h) {
+                    self.zombies.insert(*h);
+                }
+            }
+            Op::Mmap { ctx, ret, .. } if ok => {
+                self.v4l2_maps.insert(*ret, *ctx);
+            }
+            Op::Munmap { h } if ran => {
+                if let Some(ctx) = self.v4l2_maps.remove(h) {
+                    if !self.v4l2_maps.values().any(|c| *c == ctx) {
+                        self.zombies.remove(&ctx);
+                    }
+                }
             }
             Op::SetCtrl { ctx, id, value, .. } if ok => {
                 let Some(j) = self.jobs.get_mut(ctx) else {
@@ -358,8 +379,9 @@ impl StaleOracle {
         if !first {
             return;
         }
-        let others_idle =
-            st.res.keys().filter(|h| *h != ctx).all(|h| {
+        // A context closed under a live mapping may still run jobs on any node: not idle.
+        let others_idle = self.zombies.is_empty()
+            && st.res.keys().filter(|h| *h != ctx).all(|h| {
                 !st.same_node(ctx, h) || self.jobs.get(h).is_some_and(|o| !o.may_be_busy())
             });
         let alone = matches!(
@@ -443,10 +465,11 @@ impl StaleOracle {
             Op::PollDmabuf { dmabuf, events, .. }
                 if (v as u32 & events.raw()) != 0 && !self.orphaned.contains(dmabuf) =>
             {
-                let name = if events.raw() == libc::POLLIN as u32 {
-                    "POLLIN"
-                } else {
-                    "POLLOUT"
+                let (pin, pout) = (libc::POLLIN as u32, libc::POLLOUT as u32);
+                let name = match (events.raw() & pin != 0, events.raw() & pout != 0) {
+                    (true, true) => "POLLIN|POLLOUT",
+                    (true, false) => "POLLIN",
+                    _ => "POLLOUT",
                 };
                 self.ready_while_written(
                     index,
@@ -563,25 +586,21 @@ impl StaleOracle {
                 ctx,
                 queue: Queue::Cap,
                 ..
-            }
-            | Op::RemoveBufs {
+            } => self.freed(ctx, 0..u32::MAX, st),
+            // REMOVE_BUFS frees only the buffers of its range, and only dequeued ones (the
+            // kernel refuses the whole call otherwise): the queue's other buffers live on.
+            Op::RemoveBufs {
                 ctx,
                 queue: Queue::Cap,
-                ..
-            } => {
-                for (h, b) in &st.provenance {
-                    if b.ctx == *ctx && b.queue == Queue::Cap {
-                        self.orphaned.insert(*h);
-                    }
-                }
-                self.complete.retain(|b, _| b.ctx != *ctx);
-                self.queued.retain(|b| b.ctx != *ctx);
-            }
+                index: i,
+                count,
+            } => self.freed(ctx, *i..i.saturating_add(*count), st),
             // The program's own write: what the buffer holds now is not the device's, so an
             // earlier completion says nothing about it any more.
             Op::Fill { map, byte } => {
                 self.canary.insert(*map, byte.0 as u8);
                 if let Some(b) = cap(map) {
+                    self.buf_canary.insert(b, byte.0 as u8);
                     self.complete.remove(&b);
                     // Fences exported before this write speak of the device's earlier frame.
                     *self.qgen.entry(b).or_default() += 1;
@@ -610,7 +629,16 @@ impl StaleOracle {
                 // output: stale if any byte differs.
                 let stale = if canary { v == 0 } else { v > 0 };
                 let gen = self.qgen.get(&b).copied().unwrap_or(0);
-                if !stale {
+                // The canary last written into the buffer, through any mapping of it, gone:
+                // something wrote the buffer since (a check against an older canary of another
+                // mapping differs from the newer one without any write).
+                // Or the expected output found whole.
+                let written = if self.buf_canary.get(&b) == Some(&(byte.0 as u8)) {
+                    v > 0
+                } else {
+                    !canary && v == 0
+                };
+                if written {
                     if let Some((g, evidence, via)) = self.unconfirmed.remove(&b) {
                         // Written since the check that found nothing: the job was still
                         // running then, and so at the export.
@@ -660,6 +688,18 @@ impl StaleOracle {
             }
             _ => {}
         }
+    }
+
+    /// CAPTURE buffers `range` of `ctx` were freed: their handles' memory is no queue's any more.
+    fn freed(&mut self, ctx: &Handle, range: std::ops::Range<u32>, st: &ExecState) {
+        let gone = |b: &BufId| b.ctx == *ctx && b.queue == Queue::Cap && range.contains(&b.index);
+        for (h, b) in &st.provenance {
+            if gone(b) {
+                self.orphaned.insert(*h);
+            }
+        }
+        self.complete.retain(|b, _| !gone(b));
+        self.queued.retain(|b| !gone(b));
     }
 
     /// Op `index` on `dmabuf` told its consumer the buffer was ready (`what`): if the job
