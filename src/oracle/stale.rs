@@ -169,6 +169,19 @@ fn ok_value(o: &Outcome) -> Option<i64> {
     }
 }
 
+/// A CAPTURE buffer `h` (a dmabuf, mapping or sync_file) stands for.
+fn capture_of(st: &ExecState, h: &Handle) -> Option<BufId> {
+    st.provenance
+        .get(h)
+        .copied()
+        .filter(|b| b.queue == Queue::Cap)
+}
+
+/// The evidence's words for op `at`, which started the job: why "started" is certain.
+fn only_job(at: usize) -> String {
+    format!("op {at} had started the job writing it, the only job its node could run")
+}
+
 /// "a signalled stub" or "only signalled fences": what a sync_file saying nothing pending held.
 fn nothing_pending(facts: &SyncFacts) -> &'static str {
     if facts.fences.iter().all(|f| f.driver == "stub") {
@@ -405,12 +418,7 @@ impl StaleOracle {
         // Formatted only where it is read (a buffer's facts are kept raw: Detail::Buf).
         let detail = || o.detail_text().unwrap_or_default();
         let fences = o.detail.as_ref().and_then(Detail::fences);
-        let cap = |h: &Handle| {
-            st.provenance
-                .get(h)
-                .copied()
-                .filter(|b: &BufId| b.queue == Queue::Cap)
-        };
+        let cap = |h: &Handle| capture_of(st, h);
         match op {
             Op::ExportSyncFile { ret, dir, dmabuf } => {
                 // A dmabuf of a buffer a later REQBUFS freed keeps the old memory: no job of
@@ -422,11 +430,7 @@ impl StaleOracle {
                 let Some(b) = cap(ret) else { return };
                 let gen = self.qgen.get(&b).copied().unwrap_or(0);
                 let queued = self.queued.contains(&b);
-                let started = self
-                    .started
-                    .get(&b)
-                    .filter(|(g, _)| *g == gen && queued)
-                    .map(|(_, i)| *i);
+                let started = self.started_now(&b);
                 self.exports.insert(
                     *ret,
                     Export {
@@ -447,9 +451,9 @@ impl StaleOracle {
                     self.complete.entry(b).or_insert(Said {
                         how: format!(
                             "op {index} `{op}` (stale read: export_sync_file({dir}) returned {} \
-                             while the frame was being written: {facts}; op {at} had started \
-                             the job writing it, the only job its node could run)",
-                            nothing_pending(facts)
+                             while the frame was being written: {facts}; {})",
+                            nothing_pending(facts),
+                            only_job(at)
                         ),
                         via: "fence",
                         clause: Some(Clause::SeesWrite),
@@ -507,9 +511,9 @@ impl StaleOracle {
                     let at = self.exports[sync].started.unwrap_or(0);
                     format!(
                         "op {index} `{op}` (stale read: a sync_file exported while the frame was \
-                         being written holds {}: {facts}; op {at} had started the job writing it, \
-                         the only job its node could run)",
-                        nothing_pending(facts)
+                         being written holds {}: {facts}; {})",
+                        nothing_pending(facts),
+                        only_job(at)
                     )
                 };
                 let said = Said {
@@ -702,6 +706,16 @@ impl StaleOracle {
         self.queued.retain(|b| !gone(b));
     }
 
+    /// The op that started the job writing `b` as it is now (its current generation, still
+    /// queued), when one certainly did.
+    fn started_now(&self, b: &BufId) -> Option<usize> {
+        let gen = self.qgen.get(b).copied().unwrap_or(0);
+        self.started
+            .get(b)
+            .filter(|(g, _)| *g == gen && self.queued.contains(b))
+            .map(|(_, i)| *i)
+    }
+
     /// Op `index` on `dmabuf` told its consumer the buffer was ready (`what`): if the job
     /// writing the buffer had certainly started, that is a "complete" to judge by a later check.
     fn ready_while_written(
@@ -713,27 +727,16 @@ impl StaleOracle {
         via: &'static str,
         st: &ExecState,
     ) {
-        let Some(b) = st
-            .provenance
-            .get(dmabuf)
-            .copied()
-            .filter(|b| b.queue == Queue::Cap)
-        else {
+        let Some(b) = capture_of(st, dmabuf) else {
             return;
         };
-        let gen = self.qgen.get(&b).copied().unwrap_or(0);
-        let Some(at) = self
-            .started
-            .get(&b)
-            .filter(|(g, _)| *g == gen && self.queued.contains(&b))
-            .map(|(_, i)| *i)
-        else {
+        let Some(at) = self.started_now(&b) else {
             return;
         };
         self.complete.entry(b).or_insert(Said {
             how: format!(
-                "op {index} `{op}` (stale read: {what} while the frame was being written; op {at} \
-                 had started the job writing it, the only job its node could run)"
+                "op {index} `{op}` (stale read: {what} while the frame was being written; {})",
+                only_job(at)
             ),
             via,
             clause: Some(Clause::SeesWrite),
