@@ -265,7 +265,13 @@ impl StaleOracle {
                     }
                 }
             }
-            Op::SetCtrl { ctx, id, value, .. } if ok => {
+            // A control set in a request applies only when the request runs.
+            Op::SetCtrl {
+                ctx,
+                id,
+                value,
+                request: None,
+            } if ok => {
                 let Some(j) = self.jobs.get_mut(ctx) else {
                     return;
                 };
