@@ -781,9 +781,13 @@ fn shrink_reaches_the_hand_written_stale_read_program() {
     let hand = text::parse(&src).unwrap();
     // The same bug inside a noisier program: a second context's job, extra exports and sleeps.
     // The second context is closed before the stale read's job: one still streaming after its
-    // job could still be finishing it, and then the oracle does not judge a stub.
+    // job could still be finishing it, and then the oracle does not judge a stub. Its mappings
+    // go first: a mapping keeps the context's file, and the context with it, alive.
     let mut noisy = hand.clone();
-    let noise = text::parse(&format!("# m2mfuzz program v1\n{VIM2M_JOB}close c0\n")).unwrap();
+    let noise = text::parse(&format!(
+        "# m2mfuzz program v1\n{VIM2M_JOB}munmap m0\nmunmap m1\nclose c0\n"
+    ))
+    .unwrap();
     let mut renamed: Vec<_> = noise.ops.clone();
     for op in &mut renamed {
         for h in op.inputs_mut() {
