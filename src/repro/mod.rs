@@ -244,7 +244,7 @@ fn emit(
             if let Some(b) = prov.get(sync).filter(|b| b.queue == Queue::Cap) {
                 let _ = writeln!(
                     out,
-                    "\t{{ char d[32], t[32]; if (r == 1 && fence_status({}, d, t) == 1) complete_buf[{}][1][{} & 31] = 1; }}",
+                    "\t{{ char d[32], t[32]; if (r == 1 && fence_status({}, d, t) == 1) complete_buf[{}][1][{} & 31] = said_by(d); }}",
                     var(sync),
                     ctx_index(&b.ctx),
                     b.index
@@ -263,7 +263,7 @@ fn emit(
                 var(sync)
             );
             if let Some(b) = prov.get(sync).filter(|b| b.queue == Queue::Cap) {
-                let _ = write!(out, "\t  if (r == 1) complete_buf[{}][1][{} & 31] = 1;", ctx_index(&b.ctx), b.index);
+                let _ = write!(out, "\t  if (r == 1) complete_buf[{}][1][{} & 31] = said_by(d);", ctx_index(&b.ctx), b.index);
             }
             out + " }\n"
         }

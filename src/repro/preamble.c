@@ -278,8 +278,26 @@ HELPER long do_wait(int fd, int ms)
 	return -1;
 }
 
-/* Buffers the kernel said are complete (by a fence or DQBUF), for the stale-read check. */
+/* Buffers the kernel said are complete, for the stale-read check: 1 by a sync_file with no
+ * producer fence (clause 1 of the release-fence contract), 2 by DQBUF, 3 by a vb2 (producer)
+ * fence that signalled (clause 2). */
 HELPER int complete_buf[16][2][32];
+
+/* 3 for a sync_file whose first fence is a producer (vb2) one, else 1. */
+HELPER int said_by(const char *driver)
+{
+	return strcmp(driver, "vb2") ? 1 : 3;
+}
+
+HELPER void stale_finding(int how, const char *driver)
+{
+	if (how == 3)
+		printf("FINDING: stale-read: release fence signalled before the frame was written on %s\n",
+		       driver);
+	else
+		printf("FINDING: stale-read: stale read after %s on %s\n", how == 2 ? "DQBUF" : "fence",
+		       driver);
+}
 
 HELPER long do_check(const unsigned char *m, size_t len, unsigned char byte, int ctx, int q, int index,
 		     const char *driver)
@@ -288,8 +306,7 @@ HELPER long do_check(const unsigned char *m, size_t len, unsigned char byte, int
 	for (size_t i = 0; i < len; i++)
 		differ += m[i] != byte;
 	if (differ && q == 1 && ctx >= 0 && complete_buf[ctx][1][index & 31])
-		printf("FINDING: stale-read: stale read after %s on %s\n",
-		       complete_buf[ctx][1][index & 31] == 2 ? "DQBUF" : "fence", driver);
+		stale_finding(complete_buf[ctx][1][index & 31], driver);
 	return differ;
 }
 
@@ -301,7 +318,6 @@ HELPER long do_check_canary(const unsigned char *m, size_t len, unsigned char by
 	for (size_t i = 0; i < len; i++)
 		differ += m[i] != byte;
 	if (!differ && len && q == 1 && ctx >= 0 && complete_buf[ctx][1][index & 31])
-		printf("FINDING: stale-read: stale read after %s on %s\n",
-		       complete_buf[ctx][1][index & 31] == 2 ? "DQBUF" : "fence", driver);
+		stale_finding(complete_buf[ctx][1][index & 31], driver);
 	return differ;
 }
