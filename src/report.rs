@@ -105,6 +105,52 @@ pub fn load(dir: &Path) -> Result<RunReport> {
     Ok(r)
 }
 
+/// Each run's name in the tables: the part of its path that tells it from the others (runs
+/// made by the lab all end in `share/out/run`: `ab-base/share/out/run` and
+/// `ab-patched/share/out/run` are `ab-base` and `ab-patched`), else its directory's name.
+pub fn labels(runs: &[RunReport]) -> Vec<String> {
+    let parts: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            r.dir
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .collect();
+    let shared = |at: &dyn Fn(&Vec<String>, usize) -> Option<String>| {
+        (0..)
+            .take_while(|&i| {
+                let first = at(&parts[0], i);
+                first.is_some() && parts.iter().all(|p| at(p, i) == first)
+            })
+            .count()
+    };
+    let (head, tail) = if runs.len() > 1 {
+        (
+            shared(&|p, i| p.get(i).cloned()),
+            shared(&|p, i| p.len().checked_sub(i + 1).map(|j| p[j].clone())),
+        )
+    } else {
+        (0, 0)
+    };
+    runs.iter()
+        .zip(&parts)
+        .map(|(r, p)| {
+            let end = p.len().saturating_sub(tail);
+            match p.get(head.min(end)..end) {
+                Some(mid) if !mid.is_empty() && runs.len() > 1 => mid.join("/"),
+                _ => r
+                    .dir
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            }
+        })
+        .collect()
+}
+
 /// A bullet per run and entry of a by-name count, under the table it explains.
 fn bullets(
     o: &mut String,
@@ -112,14 +158,9 @@ fn bullets(
     map: impl Fn(&RunReport) -> &BTreeMap<String, u64>,
     text: impl Fn(&str, u64) -> String,
 ) {
-    for r in runs {
+    for (r, name) in runs.iter().zip(labels(runs)) {
         for (k, n) in map(r) {
-            let _ = writeln!(
-                o,
-                "\n- {}: {}",
-                r.dir.file_name().unwrap_or_default().to_string_lossy(),
-                text(k, *n)
-            );
+            let _ = writeln!(o, "\n- {name}: {}", text(k, *n));
         }
     }
 }
@@ -135,14 +176,11 @@ fn s(v: &serde_json::Value) -> String {
 /// Markdown for one run or several side by side (the first is the baseline).
 pub fn markdown(runs: &[RunReport]) -> String {
     let mut o = String::new();
+    let names = labels(runs);
     let head = |o: &mut String, what: &str| {
         let _ = write!(o, "| {what} |");
-        for r in runs {
-            let _ = write!(
-                o,
-                " {} |",
-                r.dir.file_name().unwrap_or_default().to_string_lossy()
-            );
+        for name in &names {
+            let _ = write!(o, " {name} |");
         }
         let _ = write!(o, "\n|---|");
         for _ in runs {
@@ -267,7 +305,7 @@ pub fn markdown(runs: &[RunReport]) -> String {
     );
     let _ = writeln!(o, "|---|---|---|---|---:|---:|---|");
     let mut any = false;
-    for r in runs {
+    for (r, name) in runs.iter().zip(&names) {
         for f in &r.findings {
             any = true;
             let prog = match (f.worker, f.program) {
@@ -276,8 +314,7 @@ pub fn markdown(runs: &[RunReport]) -> String {
             };
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {:.1} | {} | {prog} |",
-                r.dir.file_name().unwrap_or_default().to_string_lossy(),
+                "| {name} | {} | {} | {} | {:.1} | {} | {prog} |",
                 f.kind,
                 f.title.replace('|', "\\|"),
                 f.clause.map_or(String::new(), |c| c.number().to_string()),
@@ -326,12 +363,28 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(r.fences_alive.get("sw_sync/m2mfuzz-sw"), Some(&2));
         assert_eq!(r.fences_alive.get("vb2/vim2m-cap"), Some(&1));
-        let md = markdown(&[r]);
+        let md = markdown(std::slice::from_ref(&r));
         assert!(
             md.contains("| other fences alive after every fd closed | 3 |"),
             "{md}"
         );
         assert!(md.contains("2× a sw_sync/m2mfuzz-sw fence alive"), "{md}");
+        // Lab runs all end in share/out/run: the part that differs names them.
+        let at = |p: &str| RunReport {
+            dir: p.into(),
+            ..r.clone()
+        };
+        let ab = [
+            at("lab-out/ab-base/share/out/run"),
+            at("lab-out/ab-patched/share/out/run"),
+        ];
+        assert_eq!(labels(&ab), ["ab-base", "ab-patched"]);
+        assert_eq!(
+            labels(&[at("/x/run-1"), at("/x/run-2")]),
+            ["run-1", "run-2"]
+        );
+        assert_eq!(labels(&[at("/x/run"), at("/x/run")]), ["run", "run"]);
+        assert_eq!(labels(&[at("/x/run")]), ["run"]);
         // run.json says nothing of the kernel: what needs tracefs or lockdep is not judged.
         assert!(md.contains("| clause 1 (sees-write): once the job has started, implicit sync sees its write | no finding |"), "{md}");
         assert!(md.contains("| clause 5 (freed): freed once nothing references it, not before | not judged: no dma_fence trace events (tracefs, CONFIG_FTRACE) |"), "{md}");
