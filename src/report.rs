@@ -26,6 +26,10 @@ pub struct RunReport {
     pub findings: Vec<FindingMeta>,
     /// True when `summary.json` is missing: the run did not end normally (panic, power loss).
     pub unfinished: bool,
+    /// `run.json`'s kernel debug state, typed (what the kernel let the oracles judge); the
+    /// default, nothing judgeable, when the run did not record it.
+    #[serde(skip)]
+    pub debug: crate::device::debug_state::DebugState,
 }
 
 /// The events a report tabulates, in the order of a fence's life.
@@ -56,6 +60,7 @@ pub fn load(dir: &Path) -> Result<RunReport> {
     .with_context(|| format!("{}/run.json", dir.display()))?;
     let mut r = RunReport {
         dir: dir.to_path_buf(),
+        debug: serde_json::from_value(run["debug"].clone()).unwrap_or_default(),
         run,
         totals: Totals::default(),
         splats_elsewhere: BTreeMap::new(),
@@ -118,35 +123,23 @@ pub fn labels(runs: &[RunReport]) -> Vec<String> {
                 .collect()
         })
         .collect();
-    let shared = |at: &dyn Fn(&Vec<String>, usize) -> Option<String>| {
-        (0..)
-            .take_while(|&i| {
-                let first = at(&parts[0], i);
-                first.is_some() && parts.iter().all(|p| at(p, i) == first)
-            })
-            .count()
-    };
-    let (head, tail) = if runs.len() > 1 {
-        (
-            shared(&|p, i| p.get(i).cloned()),
-            shared(&|p, i| p.len().checked_sub(i + 1).map(|j| p[j].clone())),
-        )
-    } else {
-        (0, 0)
-    };
+    let shortest = parts.iter().map(Vec::len).min().unwrap_or(0);
+    let all_equal =
+        |at: &dyn Fn(&Vec<String>) -> &String| parts.iter().all(|p| at(p) == at(&parts[0]));
+    let head = (0..shortest).take_while(|&i| all_equal(&|p| &p[i])).count();
+    let tail = (1..=shortest - head)
+        .take_while(|&i| all_equal(&|p| &p[p.len() - i]))
+        .count();
     runs.iter()
         .zip(&parts)
-        .map(|(r, p)| {
-            let end = p.len().saturating_sub(tail);
-            match p.get(head.min(end)..end) {
-                Some(mid) if !mid.is_empty() && runs.len() > 1 => mid.join("/"),
-                _ => r
-                    .dir
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-            }
+        .map(|(r, p)| match &p[head..p.len() - tail] {
+            mid if runs.len() > 1 && !mid.is_empty() => mid.join("/"),
+            _ => r
+                .dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
         })
         .collect()
 }
@@ -288,9 +281,7 @@ pub fn markdown(runs: &[RunReport]) -> String {
     for c in crate::oracle::Clause::ALL {
         row(&mut o, &format!("{c}: {}", c.promise()), &|r| {
             let n = r.findings.iter().filter(|f| f.clause == Some(c)).count();
-            let dbg: crate::device::debug_state::DebugState =
-                serde_json::from_value(r.run["debug"].clone()).unwrap_or_default();
-            match dbg.unjudged(c) {
+            match r.debug.unjudged(c) {
                 Some(why) if n == 0 => format!("not judged: {why}"),
                 _ if n == 0 => "no finding".into(),
                 _ => format!("{n} finding(s)"),

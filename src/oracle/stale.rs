@@ -596,7 +596,7 @@ impl StaleOracle {
                 ctx,
                 queue: Queue::Cap,
                 ..
-            } => self.freed(ctx, 0..u32::MAX, st),
+            } => self.freed(ctx, .., st),
             // REMOVE_BUFS frees only the buffers of its range, and only dequeued ones (the
             // kernel refuses the whole call otherwise): the queue's other buffers live on.
             Op::RemoveBufs {
@@ -620,15 +620,7 @@ impl StaleOracle {
                 }
             }
             // A closed context frees its queues: its buffers are no queue's any more.
-            Op::Close { h } => {
-                for (m, b) in &st.provenance {
-                    if b.ctx == *h && b.queue == Queue::Cap {
-                        self.orphaned.insert(*m);
-                    }
-                }
-                self.complete.retain(|b, _| b.ctx != *h);
-                self.queued.retain(|b| b.ctx != *h);
-            }
+            Op::Close { h } => self.freed(h, .., st),
             Op::Check { map, byte } => {
                 if self.orphaned.contains(map) {
                     return;
@@ -700,8 +692,9 @@ impl StaleOracle {
         }
     }
 
-    /// CAPTURE buffers `range` of `ctx` were freed: their handles' memory is no queue's any more.
-    fn freed(&mut self, ctx: &Handle, range: std::ops::Range<u32>, st: &ExecState) {
+    /// CAPTURE buffers `range` of `ctx` were freed (REQBUFS, REMOVE_BUFS, close): their
+    /// handles' memory is no queue's any more.
+    fn freed(&mut self, ctx: &Handle, range: impl std::ops::RangeBounds<u32>, st: &ExecState) {
         let gone = |b: &BufId| b.ctx == *ctx && b.queue == Queue::Cap && range.contains(&b.index);
         for (h, b) in &st.provenance {
             if gone(b) {
