@@ -31,13 +31,13 @@ fn main() {
                 id: 0,
             },
             Resource::Ctx(Ctx {
-                video: null(),
+                video: std::sync::Arc::new(null()),
                 media: None,
                 path: "/dev/null".into(),
                 driver: "null".into(),
                 mplane: false,
                 queues: [QueueState::default(); 2],
-                claim: NodeClaim::new(u64::MAX),
+                claim: std::sync::Arc::new(NodeClaim::new(u64::MAX)),
             }),
         );
         let t = Instant::now();

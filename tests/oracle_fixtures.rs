@@ -427,13 +427,15 @@ fn stale_findings_beside(run: &[serde_json::Value], other_program: bool) -> Vec<
                 } => {
                     let driver = selector.split(':').next().unwrap().to_string();
                     let ctx = Ctx {
-                        video: std::fs::File::open("/dev/null").unwrap().into(),
+                        video: std::sync::Arc::new(
+                            std::fs::File::open("/dev/null").unwrap().into(),
+                        ),
                         media: None,
                         path: "/dev/null".into(),
                         driver,
                         mplane: false,
                         queues: [QueueState::default(); 2],
-                        claim: NodeClaim::new(node),
+                        claim: std::sync::Arc::new(NodeClaim::new(node)),
                     };
                     st.res.insert(*ret, Resource::Ctx(ctx));
                 }

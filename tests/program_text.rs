@@ -19,9 +19,10 @@ proptest! {
 
     #[test]
     fn generated_programs_round_trip(seed: u64, driver in 0..profile::ALL.len(), invalid in 0u32..=100,
-                                     contexts in 1u32..4, body in 0usize..120) {
+                                     contexts in 1u32..4, body in 0usize..120, threads in 0u32..=100) {
         let mut cfg = GenConfig::new(&profile::ALL[driver]);
         cfg.invalid_percent = invalid;
+        cfg.thread_percent = threads;
         cfg.contexts = contexts;
         cfg.body_ops = body;
         cfg.sw_sync = true;
@@ -50,22 +51,80 @@ proptest! {
 
 #[test]
 fn every_op_kind_is_generated_and_round_trips() {
-    // Every op of the table, over 400 seeds of vim2m and visl programs.
+    // Every op of the table, over 100 seeds of each driver's programs (a stress run's thread
+    // share), each round-tripped.
     let mut seen = std::collections::BTreeSet::new();
-    for seed in 0..400 {
-        let mut cfg = GenConfig::new(&profile::ALL[(seed % 2) as usize]);
+    let mut threaded = 0;
+    for seed in 0..100 * profile::ALL.len() as u64 {
+        let mut cfg = GenConfig::new(&profile::ALL[seed as usize % profile::ALL.len()]);
         cfg.invalid_percent = 20;
         cfg.contexts = 2;
         cfg.body_ops = 80;
+        cfg.thread_percent = m2mfuzz::profile::stress::DEFAULT_THREAD_PERCENT;
         let p = generate(&mut RngChoices(SmallRng::seed_from_u64(seed)), &cfg);
+        threaded += usize::from(p.is_threaded());
+        roundtrip(&p);
         seen.extend(p.ops.iter().map(|o| o.name()));
     }
+    let total = 100 * profile::ALL.len();
+    assert!(
+        (total * 15 / 100..=total * 35 / 100).contains(&threaded),
+        "{threaded} of {} programs threaded at a 25 % share",
+        100 * profile::ALL.len()
+    );
     let never: Vec<&str> = m2mfuzz::program::OP_SIGNATURES
         .iter()
         .map(|s| s.0)
         .filter(|n| !seen.contains(n))
         .collect();
     assert!(never.is_empty(), "the generator never emits {never:?}");
+}
+
+#[test]
+fn a_threaded_program_is_v2_and_keeps_its_threads() {
+    let src = "# m2mfuzz program v2\n# driver: vim2m\n\
+               open node=vim2m -> c0\n\
+               reqbufs c0 queue=cap count=2 memory=mmap\n\
+               @1 dqbuf c0 queue=cap timeout_ms=100\n\
+               @2   streamoff c0 queue=cap # a comment\n\
+               barrier\n\
+               close c0\n";
+    let p = text::parse(src).unwrap();
+    assert_eq!(p.threads, [0, 0, 1, 2, 0, 0]);
+    assert_eq!(p.segments(), [0..4, 4..5, 5..6]);
+    assert!(p.is_threaded());
+    let printed = p.to_string();
+    assert!(printed.starts_with("# m2mfuzz program v2\n"), "{printed}");
+    assert!(
+        printed.contains("\n@2 streamoff c0 queue=cap\n"),
+        "{printed}"
+    );
+    roundtrip(&p);
+    // The same ops on one thread print as v1.
+    let flat = Program::from_steps(
+        p.header.clone(),
+        p.steps()
+            .filter(|(_, o)| o.name() != "barrier")
+            .map(|(_, o)| (0, o.clone()))
+            .collect(),
+    );
+    assert!(flat.to_string().starts_with("# m2mfuzz program v1\n"));
+    assert!(flat.threads.is_empty());
+    // v1 has no threads; threads are 0 to 7; `@N` needs an op.
+    let e =
+        text::parse("# m2mfuzz program v1\nopen node=vim2m -> c0\n  @1 close c0\n").unwrap_err();
+    assert_eq!((e.line, e.col), (3, 3), "{e}");
+    assert!(e.msg.contains("need `# m2mfuzz program v2`"), "{e}");
+    let e = text::parse("# m2mfuzz program v1\nbarrier\n").unwrap_err();
+    assert!(e.msg.contains("`barrier` need"), "{e}");
+    let e = text::parse("# m2mfuzz program v2\n@8 sleep ms=1\n").unwrap_err();
+    assert_eq!((e.line, e.col), (2, 1), "{e}");
+    assert!(e.msg.contains("from 0 to 7"), "{e}");
+    let e = text::parse("# m2mfuzz program v2\n@1\n").unwrap_err();
+    assert!(e.msg.contains("must be followed by an op"), "{e}");
+    // Errors after the prefix point into the op.
+    let e = text::parse("# m2mfuzz program v2\n@3 sleep ms=x\n").unwrap_err();
+    assert_eq!((e.line, e.col), (2, 10), "{e}");
 }
 
 #[test]

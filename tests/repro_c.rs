@@ -27,8 +27,8 @@ fn compiles(name: &str, code: &str) {
     let src = dir.join(format!("{name}.c"));
     std::fs::write(&src, code).unwrap();
     let out = Command::new("gcc")
-        .args(["-Wall", "-Wextra", "-Werror", "-O1", "-c", "-o"])
-        .arg(dir.join(format!("{name}.o")))
+        .args(["-Wall", "-Wextra", "-Werror", "-O1", "-pthread", "-o"])
+        .arg(dir.join(name))
         .args(headers())
         .arg(&src)
         .output()
@@ -48,7 +48,7 @@ fn corpus_reproducers_compile_and_carry_their_program() {
         // The program is in the file, for the report's reader.
         for op in &e.program.ops {
             assert!(
-                code.contains(&format!("/* {op} */")),
+                code.contains(&format!("{op} */")),
                 "{}: `{op}` missing",
                 e.path.display()
             );
@@ -66,8 +66,19 @@ fn generated_reproducers_compile_for_every_driver() {
             cfg.body_ops = 80;
             cfg.invalid_percent = 30;
             cfg.sw_sync = true;
+            // Odd seeds run their body on several threads.
+            cfg.thread_percent = if seed % 2 == 1 { 100 } else { 0 };
             let prog = generate(&mut RngChoices(SmallRng::seed_from_u64(seed)), &cfg);
-            compiles(&format!("gen-{i}-{seed}"), &repro::to_c(&prog));
+            let code = repro::to_c(&prog);
+            assert_eq!(
+                code.contains("pthread_create("),
+                prog.segments()
+                    .iter()
+                    .any(|s| s.clone().any(|i| prog.thread(i) != prog.thread(s.start))),
+                "{}",
+                prog
+            );
+            compiles(&format!("gen-{i}-{seed}"), &code);
         }
     }
 }

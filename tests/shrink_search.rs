@@ -77,10 +77,10 @@ fn cutting_after_the_finding_op_first_needs_fewer_reproducing_candidates() {
     for seed in 0..200 {
         let p = vim2m_program(seed);
         let Some(at) = (0..p.ops.len()).find(|&k| {
-            needs_export_and_wait(&Program {
-                header: p.header.clone(),
-                ops: p.ops[..=k].to_vec(),
-            })
+            needs_export_and_wait(&Program::from_steps(
+                p.header.clone(),
+                p.to_steps()[..=k].to_vec(),
+            ))
         }) else {
             continue;
         };

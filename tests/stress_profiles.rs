@@ -96,13 +96,21 @@ fn serialized_programs_keep_their_handles_apart() {
     let gen = &p.targets[0].gen;
     let (a, b) = (program_of(gen, 1, 0, 0), program_of(gen, 1, 1, 0));
     let c = concat(&[&a, &b]);
-    assert_eq!(c.ops.len(), a.ops.len() + b.ops.len());
-    // Each op of b uses handles no op of a produced.
+    // A threaded program's last segment ends at a barrier before the next program.
+    let between = usize::from(a.is_threaded());
+    assert_eq!(c.ops.len(), a.ops.len() + between + b.ops.len());
+    assert_eq!(
+        c.threads.is_empty(),
+        a.threads.is_empty() && b.threads.is_empty()
+    );
+    // Each op of b uses handles no op of a produced, on the thread it had.
     let produced_by_a: Vec<_> = c.ops[..a.ops.len()]
         .iter()
         .filter_map(|o| o.output())
         .collect();
-    for op in &c.ops[a.ops.len()..] {
+    let start_b = a.ops.len() + between;
+    for (k, op) in c.ops[start_b..].iter().enumerate() {
+        assert_eq!(c.thread(start_b + k), b.thread(k));
         for h in op.inputs().into_iter().chain(op.output()) {
             assert!(
                 !produced_by_a.contains(&h),

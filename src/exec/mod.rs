@@ -6,6 +6,7 @@ pub mod fork;
 mod ops;
 pub mod outcome;
 pub mod supervise;
+mod threads;
 pub mod watchdog;
 
 use crate::program::{Handle, Op, Program, ResKind};
@@ -14,6 +15,7 @@ use nix::errno::Errno;
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use ops::fence_info;
@@ -61,6 +63,10 @@ impl Default for ExecOptions {
 pub trait Observer {
     /// Before op `index` runs.
     fn before_op(&mut self, _index: usize, _op: &Op) {}
+    /// The ops `ops` (indices) are about to run concurrently, on several program threads: from
+    /// here on the order of `after_op` calls is the order the ops ended, not the order of their
+    /// effects in the kernel.
+    fn concurrent(&mut self, _ops: std::ops::Range<usize>) {}
     /// After it ran.
     fn after_op(&mut self, _index: usize, _op: &Op, _outcome: &Outcome, _state: &ExecState) {}
     /// A probe to run now, after op `index` and its `after_op` (asked again after each probe):
@@ -111,13 +117,14 @@ pub struct QueueState {
     pub num_planes: u32,
 }
 
-/// An open m2m context.
-#[derive(Debug)]
+/// An open m2m context. Clones share its fds (program threads use one context at once): the fd
+/// closes when the last clone goes.
+#[derive(Clone, Debug)]
 pub struct Ctx {
     /// The video node fd.
-    pub video: OwnedFd,
+    pub video: Arc<OwnedFd>,
     /// The media node fd, opened on the first request.
-    pub media: Option<OwnedFd>,
+    pub media: Option<Arc<OwnedFd>>,
     /// Node path.
     pub path: PathBuf,
     /// QUERYCAP driver name.
@@ -128,7 +135,7 @@ pub struct Ctx {
     pub queues: [QueueState; 2],
     /// This context's place in the process's count of contexts per node (last: the fd closes,
     /// which waits for the context's running job, before the count drops).
-    pub claim: NodeClaim,
+    pub claim: Arc<NodeClaim>,
 }
 
 /// How many contexts this process has open on one node, and how many it ever opened there.
@@ -197,15 +204,16 @@ impl Drop for NodeClaim {
     }
 }
 
-/// A live resource behind a handle.
-#[derive(Debug)]
+/// A live resource behind a handle. A clone shares the fd or mapping: it is closed (unmapped)
+/// when the last clone goes, as the kernel releases a file when its last in-flight user is done.
+#[derive(Clone, Debug)]
 pub enum Resource {
     /// A context.
     Ctx(Ctx),
     /// An fd: dmabuf, sync_file, request or timeline.
-    Fd(OwnedFd),
+    Fd(Arc<OwnedFd>),
     /// A CPU mapping; of a V4L2 buffer (not of a dmabuf), with its share of the node's count.
-    Map(MmapRaw, Option<NodeClaim>),
+    Map(Arc<MmapRaw>, Option<Arc<NodeClaim>>),
 }
 
 /// Which V4L2 buffer a dmabuf, mapping or sync_file stands for.
@@ -228,6 +236,9 @@ pub struct ExecState {
     pub provenance: BTreeMap<Handle, BufId>,
     opts: ExecOptions,
     fired: Option<watchdog::FiredFlag>,
+    /// Fds of the program's other handles, in a view that holds only some (an fd the kernel
+    /// returns must be none of them).
+    others: Vec<std::os::fd::RawFd>,
 }
 
 /// Runs programs.
@@ -235,6 +246,8 @@ pub struct Executor {
     watchdog: Watchdog,
     state: ExecState,
     abandon: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// One watchdog per program thread of a concurrent segment, made on first use and kept.
+    dogs: Vec<Watchdog>,
 }
 
 impl Executor {
@@ -251,11 +264,13 @@ impl Executor {
             provenance: BTreeMap::new(),
             opts,
             fired: Some(watchdog.fired_flag()),
+            others: Vec::new(),
         };
         Executor {
             watchdog,
             state,
             abandon: Default::default(),
+            dogs: Vec::new(),
         }
     }
 
@@ -292,104 +307,77 @@ impl Executor {
     ) -> Vec<Outcome> {
         // Capacity nobody writes to is never faulted in.
         let mut out = Vec::with_capacity(prog.ops.len());
-        // Set once an op panicked: the rest of the program is skipped, not run on a state the
-        // panic may have left half-updated.
-        let mut panicked: Option<usize> = None;
-        // An observer that panicked is not called again; its message explains the skips.
-        let mut observer_panic: Option<String> = None;
-        for (index, op) in prog.ops.iter().enumerate() {
-            if observer_panic.is_none() {
-                obs.before_op(index, op);
+        let mut run = RunFlags::default();
+        if !prog.is_threaded() {
+            for (index, op) in prog.ops.iter().enumerate() {
+                self.step(index, op, obs, keep, &mut out, &mut run);
             }
-            let start = Instant::now();
-            let unbound = self.state.unbound(op);
-            let abandoned = self.abandon.load(std::sync::atomic::Ordering::Relaxed);
-            let (result, detail) = match (panicked, unbound) {
-                (None, _) if abandoned => (
-                    OpResult::Skipped {
-                        reason: "abandoned: an earlier op was reported stuck in the kernel"
-                            .to_string()
-                            .into(),
-                    },
-                    None,
-                ),
-                (Some(p), _) => (
-                    OpResult::Skipped {
-                        reason: match &observer_panic {
-                            Some(m) => format!("an oracle panicked after op {p}: {m}"),
-                            None => format!("m2mfuzz panicked at op {p}"),
-                        }
-                        .into(),
-                    },
-                    None,
-                ),
-                (None, Some(h)) => (
-                    OpResult::Skipped {
-                        reason: format!("{h} is unbound").into(),
-                    },
-                    None,
-                ),
-                (None, None) => {
-                    let deadline = self.state.opts.deadline(op);
-                    let st = &mut self.state;
-                    let r = self.watchdog.guard(index, start, deadline, || {
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| st.exec(op)))
-                    });
-                    r.0.unwrap_or_else(|p| {
-                        panicked = Some(index);
-                        (
-                            OpResult::Panicked {
-                                message: Box::new(panic_message(&*p)),
-                            },
-                            None,
-                        )
-                    })
+        } else {
+            for seg in prog.segments() {
+                if threads::is_serial(prog, &seg) {
+                    for index in seg {
+                        self.step(index, &prog.ops[index], obs, keep, &mut out, &mut run);
+                    }
+                } else {
+                    self.segment(prog, seg, obs, keep, &mut out, &mut run);
                 }
-            };
-            let o = Outcome {
-                index: index as u32,
-                result,
-                duration_us: Outcome::micros(start.elapsed()),
-                detail,
-            };
-            if observer_panic.is_none() {
-                let st = &self.state;
-                let seen = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    obs.after_op(index, op, &o, st)
-                }));
-                if let Err(p) = seen {
-                    observer_panic = Some(panic_message(&*p));
-                    panicked = panicked.or(Some(index));
-                }
-            }
-            for _ in 0..MAX_PROBES {
-                if observer_panic.is_some() {
-                    break;
-                }
-                let Some(probe) = obs.probe(index) else { break };
-                let start = Instant::now();
-                let deadline = self.state.opts.op_deadline + probe.wait;
-                let st = &mut self.state;
-                let seen = self
-                    .watchdog
-                    .guard(index, start, deadline, || st.probe(&probe));
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    obs.after_probe(index, &probe, &seen.0)
-                }));
-                if let Err(p) = r {
-                    observer_panic = Some(panic_message(&*p));
-                    panicked = panicked.or(Some(index));
-                }
-            }
-            if keep(&o) {
-                out.push(o);
             }
         }
         self.release();
         out
     }
 
-    /// Close every fd and unmap every mapping (timelines first, so their fences signal).
+    /// Run op `index` on this thread, with its observer calls and probes.
+    fn step(
+        &mut self,
+        index: usize,
+        op: &Op,
+        obs: &mut dyn Observer,
+        keep: &mut dyn FnMut(&Outcome) -> bool,
+        out: &mut Vec<Outcome>,
+        run: &mut RunFlags,
+    ) {
+        if run.observer_panic.is_none() {
+            obs.before_op(index, op);
+        }
+        let start = Instant::now();
+        let (result, detail) = match run.skip(&self.state, op, &self.abandon) {
+            Some(r) => (r, None),
+            None => {
+                let deadline = self.state.opts.deadline(op);
+                let st = &mut self.state;
+                let r = self.watchdog.guard(index, start, deadline, || {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| st.exec(op)))
+                });
+                r.0.unwrap_or_else(|p| {
+                    run.panicked = Some(index);
+                    (
+                        OpResult::Panicked {
+                            message: Box::new(panic_message(&*p)),
+                        },
+                        None,
+                    )
+                })
+            }
+        };
+        let o = Outcome {
+            index: index as u32,
+            result,
+            duration_us: Outcome::micros(start.elapsed()),
+            detail,
+        };
+        after(&self.state, index, op, &o, obs, run);
+        let (dog, st) = (&self.watchdog, &mut self.state);
+        probes(index, obs, run, &mut |p| {
+            let deadline = st.opts.op_deadline + p.wait;
+            dog.guard(index, Instant::now(), deadline, || st.probe(p)).0
+        });
+        if keep(&o) {
+            out.push(o);
+        }
+    }
+
+    /// Close every fd and unmap every mapping    /// Close every fd and unmap every mapping (timelines first, so their fences signal).
     pub fn release(&mut self) {
         self.state.provenance.clear();
         let res = std::mem::take(&mut self.state.res);
@@ -403,6 +391,85 @@ impl Executor {
         drop(maps);
         for r in rest.into_iter().rev() {
             drop(r);
+        }
+    }
+}
+
+/// What a run carries from op to op: whether m2mfuzz or an observer panicked.
+#[derive(Clone, Default)]
+struct RunFlags {
+    /// Set once an op panicked: the rest of the program is skipped, not run on a state the
+    /// panic may have left half-updated.
+    panicked: Option<usize>,
+    /// An observer that panicked is not called again; its message explains the skips.
+    observer_panic: Option<String>,
+}
+
+impl RunFlags {
+    /// Why `op` is not run, if it is not.
+    fn skip(
+        &self,
+        st: &ExecState,
+        op: &Op,
+        abandon: &std::sync::atomic::AtomicBool,
+    ) -> Option<OpResult> {
+        let reason = if let Some(p) = self.panicked {
+            match &self.observer_panic {
+                Some(m) => format!("an oracle panicked after op {p}: {m}"),
+                None => format!("m2mfuzz panicked at op {p}"),
+            }
+        } else if abandon.load(std::sync::atomic::Ordering::Relaxed) {
+            "abandoned: an earlier op was reported stuck in the kernel".to_string()
+        } else if let Some(h) = st.unbound(op) {
+            format!("{h} is unbound")
+        } else {
+            return None;
+        };
+        Some(OpResult::Skipped {
+            reason: reason.into(),
+        })
+    }
+}
+
+/// The observer's look at op `index`'s outcome.
+fn after(
+    st: &ExecState,
+    index: usize,
+    op: &Op,
+    o: &Outcome,
+    obs: &mut dyn Observer,
+    run: &mut RunFlags,
+) {
+    if run.observer_panic.is_none() {
+        let seen = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            obs.after_op(index, op, o, st)
+        }));
+        if let Err(p) = seen {
+            run.observer_panic = Some(panic_message(&*p));
+            run.panicked = run.panicked.or(Some(index));
+        }
+    }
+}
+
+/// The probes the observer asks for after op `index`, each run by `probe` (under a watchdog).
+fn probes(
+    index: usize,
+    obs: &mut dyn Observer,
+    run: &mut RunFlags,
+    probe: &mut dyn FnMut(&Probe) -> ProbeOutcome,
+) {
+    for _ in 0..MAX_PROBES {
+        if run.observer_panic.is_some() {
+            break;
+        }
+        let Some(p) = obs.probe(index) else { break };
+        let seen = probe(&p);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            obs.after_probe(index, &p, &seen)
+        }));
+        if let Err(e) = r {
+            run.observer_panic = Some(panic_message(&*e));
+            run.panicked = run.panicked.or(Some(index));
         }
     }
 }
@@ -519,6 +586,11 @@ impl<O: Observer> Observer for Option<O> {
             o.after_op(index, op, outcome, state)
         }
     }
+    fn concurrent(&mut self, ops: std::ops::Range<usize>) {
+        if let Some(o) = self {
+            o.concurrent(ops)
+        }
+    }
     fn probe(&mut self, index: usize) -> Option<Probe> {
         self.as_mut()?.probe(index)
     }
@@ -596,7 +668,7 @@ mod tests {
         );
         // Bound to what is no sync_file: SYNC_IOC_FILE_INFO's error is the answer.
         let null = std::fs::File::open("/dev/null").unwrap();
-        ex.bind(s0, Resource::Fd(null.into()));
+        ex.bind(s0, Resource::Fd(Arc::new(null.into())));
         let mut obs = Prober {
             of: s0,
             seen: Vec::new(),
@@ -652,13 +724,13 @@ mod tests {
                 id: 0,
             },
             Resource::Ctx(Ctx {
-                video: null.into(),
+                video: Arc::new(null.into()),
                 media: None,
                 path: "/dev/null".into(),
                 driver: "null".into(),
                 mplane: false,
                 queues: [QueueState::default(); 2],
-                claim: NodeClaim::new(u64::MAX),
+                claim: Arc::new(NodeClaim::new(u64::MAX)),
             }),
         );
         let mut seen = Count::default();

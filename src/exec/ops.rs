@@ -147,13 +147,15 @@ impl ExecState {
 
     /// Whether a live resource of the program holds `fd`.
     fn owns_fd(&self, fd: RawFd) -> bool {
-        self.res.values().any(|r| match r {
-            Resource::Ctx(c) => {
-                c.video.as_raw_fd() == fd || c.media.as_ref().is_some_and(|m| m.as_raw_fd() == fd)
-            }
-            Resource::Fd(f) => f.as_raw_fd() == fd,
-            Resource::Map(..) => false,
-        })
+        self.others.contains(&fd)
+            || self.res.values().any(|r| match r {
+                Resource::Ctx(c) => {
+                    c.video.as_raw_fd() == fd
+                        || c.media.as_ref().is_some_and(|m| m.as_raw_fd() == fd)
+                }
+                Resource::Fd(f) => f.as_raw_fd() == fd,
+                Resource::Map(..) => false,
+            })
     }
 
     fn ctx(&self, h: &Handle) -> &Ctx {
@@ -287,7 +289,7 @@ impl ExecState {
                 let cap = device::querycap(video.as_raw_fd()).map_err(OpResult::errno)?;
                 let mplane = device::node_caps(&cap) & V4L2_CAP_VIDEO_M2M_MPLANE != 0;
                 let fd = video.as_raw_fd();
-                let claim = super::NodeClaim::of_fd(&video);
+                let claim = std::sync::Arc::new(super::NodeClaim::of_fd(&video));
                 let q = QueueState {
                     memory: V4L2_MEMORY_MMAP,
                     sizeimage: 0,
@@ -296,7 +298,7 @@ impl ExecState {
                 self.bind(
                     *ret,
                     Resource::Ctx(Ctx {
-                        video,
+                        video: video.into(),
                         media: None,
                         path: path.clone(),
                         driver: cstr(&cap.driver),
@@ -478,7 +480,7 @@ impl ExecState {
                     .map_raw(c.video.as_raw_fd())
                     .map_err(|e| errno_of(&e))?;
                 let claim = c.claim.share();
-                self.bind(*ret, Resource::Map(m, Some(claim)));
+                self.bind(*ret, Resource::Map(m.into(), Some(claim.into())));
                 self.provenance.insert(
                     *ret,
                     BufId {
@@ -500,7 +502,7 @@ impl ExecState {
                     .len(len as usize)
                     .map_raw(fd)
                     .map_err(|e| errno_of(&e))?;
-                self.bind(*ret, Resource::Map(m, None));
+                self.bind(*ret, Resource::Map(m.into(), None));
                 // A mapping of the dmabuf is a mapping of its buffer: its fills and checks are
                 // the buffer's, for the oracles too.
                 if let Some(b) = self.provenance.get(dmabuf).copied() {
@@ -627,7 +629,7 @@ impl ExecState {
                 self.retry(|| ioctl::expbuf(c.video.as_raw_fd(), &mut e))?;
                 let fd = e.fd;
                 let owned = self.adopt_fd(fd, "VIDIOC_EXPBUF")?;
-                self.bind(*ret, Resource::Fd(owned));
+                self.bind(*ret, Resource::Fd(owned.into()));
                 self.provenance.insert(
                     *ret,
                     BufId {
@@ -646,7 +648,7 @@ impl ExecState {
                 let fd = self.fd(dmabuf);
                 self.retry(|| ioctl::export_sync_file(fd, &mut e))?;
                 let owned = self.adopt_fd(e.fd, "DMA_BUF_IOCTL_EXPORT_SYNC_FILE")?;
-                self.bind(*ret, Resource::Fd(owned));
+                self.bind(*ret, Resource::Fd(owned.into()));
                 if let Some(b) = self.provenance.get(dmabuf).copied() {
                     self.provenance.insert(*ret, b);
                 }
@@ -702,7 +704,7 @@ impl ExecState {
                 let fd = self.fd(a);
                 self.retry(|| ioctl::sync_merge(fd, &mut m))?;
                 let owned = self.adopt_fd(m.fence, "SYNC_IOC_MERGE")?;
-                self.bind(*ret, Resource::Fd(owned));
+                self.bind(*ret, Resource::Fd(owned.into()));
                 ok(m.fence.into())
             }
             Op::RequestAlloc { ctx, ret } => {
@@ -710,7 +712,7 @@ impl ExecState {
                 let mut fd: libc::c_int = -1;
                 self.retry(|| ioctl::request_alloc(media_fd, &mut fd))?;
                 let owned = self.adopt_fd(fd, "MEDIA_IOC_REQUEST_ALLOC")?;
-                self.bind(*ret, Resource::Fd(owned));
+                self.bind(*ret, Resource::Fd(owned.into()));
                 ok(fd.into())
             }
             Op::RequestQueue { req } => {
@@ -762,7 +764,7 @@ impl ExecState {
                     }
                 })?;
                 let raw = fd.as_raw_fd();
-                self.bind(*ret, Resource::Fd(fd));
+                self.bind(*ret, Resource::Fd(fd.into()));
                 ok(raw.into())
             }
             Op::SwFence {
@@ -779,7 +781,7 @@ impl ExecState {
                 let fd = self.fd(timeline);
                 self.retry(|| ioctl::sw_sync_create_fence(fd, &mut d))?;
                 let owned = self.adopt_fd(d.fence, "SW_SYNC_IOC_CREATE_FENCE")?;
-                self.bind(*ret, Resource::Fd(owned));
+                self.bind(*ret, Resource::Fd(owned.into()));
                 ok(d.fence.into())
             }
             Op::SwInc { timeline, by } => {
@@ -788,6 +790,8 @@ impl ExecState {
                 self.retry(|| ioctl::sw_sync_inc(fd, &mut v))?;
                 ok(0)
             }
+            // The executor splits a program at its barriers; on one thread it is nothing.
+            Op::Barrier {} => ok(0),
             Op::Sleep { ms } => {
                 std::thread::sleep(self.wait_ms(Some(*ms)));
                 ok(0)
@@ -848,7 +852,11 @@ impl ExecState {
             let path = device::media_of(&c.path).ok_or_else(|| OpResult::Skipped {
                 reason: format!("{} has no media node (no request API)", c.path.display()).into(),
             })?;
-            c.media = Some(open_path(&path.to_string_lossy(), true).map_err(|e| errno_of(&e))?);
+            c.media = Some(
+                open_path(&path.to_string_lossy(), true)
+                    .map_err(|e| errno_of(&e))?
+                    .into(),
+            );
         }
         Ok(c.media
             .as_ref()
@@ -951,7 +959,7 @@ mod tests {
                 kind: ResKind::Dmabuf,
                 id: 0,
             },
-            Resource::Fd(held),
+            Resource::Fd(held.into()),
         );
         assert_eq!(
             lie(st.adopt_fd(n, "SYNC_IOC_MERGE")),

@@ -66,6 +66,12 @@ impl<O: Observer> Observer for Shared<O> {
             .unwrap_or_else(|e| e.into_inner())
             .after_op(index, op, outcome, state)
     }
+    fn concurrent(&mut self, ops: std::ops::Range<usize>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .concurrent(ops)
+    }
     fn probe(&mut self, index: usize) -> Option<super::Probe> {
         self.0
             .lock()

@@ -580,6 +580,9 @@ fn dedup(v: &mut Vec<Finding>) {
 }
 
 impl Observer for OracleSet {
+    fn concurrent(&mut self, _ops: std::ops::Range<usize>) {
+        self.stale.blind = true;
+    }
     fn probe(&mut self, index: usize) -> Option<crate::exec::Probe> {
         self.hang.probe(index)
     }

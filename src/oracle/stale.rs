@@ -158,6 +158,10 @@ pub struct StaleOracle {
     /// before the export (then the stub is right and the canary stays): buffer → (its
     /// generation, the evidence so far).
     unconfirmed: BTreeMap<BufId, (u32, String, &'static str)>,
+    /// Set once ops of the program ran concurrently: what the oracle knows of the queues (which
+    /// job certainly started, which buffer was written when) assumes one order of effects, and
+    /// threads make the order of outcomes a different one. It judges no later op.
+    pub blind: bool,
     /// Findings so far.
     pub findings: Vec<Finding>,
 }
@@ -206,6 +210,9 @@ impl StaleOracle {
 
     /// Judge one op's outcome.
     pub fn after_op(&mut self, index: usize, op: &Op, o: &Outcome, st: &ExecState) {
+        if self.blind {
+            return;
+        }
         let before = std::mem::take(&mut self.node_seen);
         // Contents first: a QBUF raises its buffer's generation before a start it makes is noted.
         if let Some(v) = ok_value(o) {

@@ -23,6 +23,7 @@ struct Raw {
     ops: Option<usize>,
     invalid_percent: Option<Spanned<u32>>,
     import_percent: Option<Spanned<u32>>,
+    thread_percent: Option<Spanned<u32>>,
     #[serde(default)]
     switches: Vec<Spanned<String>>,
     #[serde(default)]
@@ -129,6 +130,10 @@ pub struct StressProfile {
 }
 
 /// Where in the file a problem is.
+/// The share of a stress run's programs that run on several threads when the profile does not
+/// say (`thread_percent`): races on shared handles are what an overnight run is for.
+pub const DEFAULT_THREAD_PERCENT: u32 = 25;
+
 fn line_of(src: &str, span: std::ops::Range<usize>) -> usize {
     src[..span.start.min(src.len())].matches('\n').count() + 1
 }
@@ -184,6 +189,11 @@ impl StressProfile {
         };
         let invalid_percent = percent(&raw.invalid_percent, "invalid_percent", 5)?;
         let import_percent = percent(&raw.import_percent, "import_percent", 30)?;
+        let thread_percent = percent(
+            &raw.thread_percent,
+            "thread_percent",
+            DEFAULT_THREAD_PERCENT,
+        )?;
         let known: Vec<&str> = ACTIONS.iter().map(|(n, _)| *n).collect();
         for (name, w) in &raw.weights {
             if !known.contains(&name.as_str()) {
@@ -222,6 +232,7 @@ impl StressProfile {
             gen.body_ops = raw.ops.unwrap_or(30);
             gen.invalid_percent = invalid_percent;
             gen.import_percent = import_percent;
+            gen.thread_percent = thread_percent;
             gen.max_wait_ms = max_wait_ms;
             gen.trans_time_ms = t
                 .trans_time_ms

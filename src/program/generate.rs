@@ -78,6 +78,9 @@ pub struct GenConfig {
     /// Percentage of contexts after the first whose OUTPUT queue imports (DMABUF memory) the
     /// CAPTURE buffers another context exported: a decoder feeding a converter.
     pub import_percent: u32,
+    /// Percentage of programs whose body runs on several program threads sharing its handles
+    /// (2 to 4 threads, barriers now and then): the races one sequence cannot reach.
+    pub thread_percent: u32,
 }
 
 /// Body actions and their default weights.
@@ -128,6 +131,7 @@ impl GenConfig {
             sizes: Vec::new(),
             trans_time_ms: Vec::new(),
             import_percent: 30,
+            thread_percent: 0,
         }
     }
 }
@@ -169,6 +173,8 @@ struct Gen<'a, C: Choices> {
     canaries: BTreeMap<Handle, u8>,
     /// The byte the next fill uses.
     next_canary: u8,
+    /// Where each body action's ops start: the ops of one action stay on one thread.
+    actions: Vec<usize>,
 }
 
 fn qi(q: Queue) -> usize {
@@ -378,6 +384,7 @@ impl<C: Choices> Gen<'_, C> {
     }
 
     fn body_step(&mut self) {
+        self.actions.push(self.ops.len());
         let total: u32 = ACTIONS.iter().map(|(n, _)| self.weight(n)).sum();
         if total == 0 || self.ctxs.is_empty() {
             return;
@@ -826,7 +833,25 @@ impl<C: Choices> Gen<'_, C> {
             sync: s,
             dir,
         });
-        self.syncs.push(s);
+        // The buffer's resv now holds the release fence and this one (read or write usage).
+        // Without the sync_file, the resv holds the fence's last reference when it signals.
+        if self.c.chance(30) {
+            self.push(Op::CloseSync { h: s });
+        } else {
+            self.syncs.push(s);
+        }
+        // Another buffer's fences (an export of a resv with several, or a merge) imported here:
+        // fences of one context's buffer in another's resv.
+        if self.c.chance(30) {
+            if let Some(other) = self.pick(&self.syncs.clone()) {
+                let dir = self.pick(SyncDir::NAMED).unwrap();
+                self.push(Op::ImportSyncFile {
+                    dmabuf,
+                    sync: other,
+                    dir,
+                });
+            }
+        }
         if self.c.chance(80) {
             let by = 1 + self.c.below(3);
             self.push(Op::SwInc { timeline, by });
@@ -846,24 +871,67 @@ pub fn generate(choices: &mut impl Choices, cfg: &GenConfig) -> Program {
         timelines: Vec::new(),
         canaries: BTreeMap::new(),
         next_canary: 0x5a,
+        actions: Vec::new(),
     };
     g.prologue();
+    let body = g.ops.len();
     for _ in 0..cfg.body_ops {
         if g.c.exhausted() {
             break;
         }
         g.body_step();
     }
+    let tail = g.ops.len();
     // Timelines left open would hold their fences unsignalled: close them (signals them).
     for t in g.timelines.clone() {
         g.ops.push(Op::CloseTimeline { h: t });
     }
-    let mut p = Program {
-        header: vec![("driver".into(), cfg.profile.name.into())],
-        ops: g.ops,
-    };
+    // Threads are chosen last, from choices after all the ops': a program's ops are the same
+    // whatever the thread share.
+    let mut p = g.threads(body, tail);
     p.ops.shrink_to_fit();
     p
+}
+
+impl<C: Choices> Gen<'_, C> {
+    /// The program, its body spread over threads when the share says so: each action's ops on
+    /// one thread, a barrier before an action now and then, and the tail (closing timelines)
+    /// on the main thread after a last barrier.
+    fn threads(self, body: usize, tail: usize) -> Program {
+        let header = vec![("driver".to_string(), self.cfg.profile.name.to_string())];
+        let c = self.c;
+        if tail <= body || !c.chance(self.cfg.thread_percent) {
+            return Program {
+                header,
+                ops: self.ops,
+                threads: Vec::new(),
+            };
+        }
+        let n = 2 + c.below(3);
+        let mut steps = Vec::with_capacity(self.ops.len() + 8);
+        let mut starts = self.actions.iter().copied().peekable();
+        let mut thread = 0u8;
+        for (i, op) in self.ops.into_iter().enumerate() {
+            let mut starts_here = false;
+            // Actions that made no op start where the next one does.
+            while starts.peek().is_some_and(|&s| s <= i) {
+                starts.next();
+                starts_here = true;
+            }
+            if i >= body && i < tail && starts_here {
+                if i > body && c.chance(8) {
+                    steps.push((0, Op::Barrier {}));
+                }
+                thread = c.below(n) as u8;
+            }
+            if i == tail {
+                steps.push((0, Op::Barrier {}));
+                thread = 0;
+            }
+            steps.push((if i >= body { thread } else { 0 }, op));
+        }
+        Program::from_steps(header, steps)
+    }
 }
 
 /// A program from fuzz bytes for a driver (the fuzz targets' entry).
@@ -876,6 +944,7 @@ pub fn from_bytes(bytes: &[u8], profile: &'static DriverProfile) -> Program {
     // Executions per second matter more to a fuzzer than long waits: a starved queue's DQBUF
     // costs 150 ms, not 500.
     cfg.max_wait_ms = 150;
+    cfg.thread_percent = 25;
     generate(&mut u, &cfg)
 }
 

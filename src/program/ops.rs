@@ -331,4 +331,6 @@ ops! {
     CloseTimeline "close_timeline" (h: Timeline) {};
     /// Sleep.
     Sleep "sleep" () { ms: u32 };
+    /// Every program thread meets here: the ops after it start when all before it are done.
+    Barrier "barrier" () {};
 }

@@ -1,7 +1,9 @@
 //! The program text format: a version line, `# key: value` header lines, then one op per line,
-//! `name handle… key=value… [-> handle]`, with `#` comments anywhere.
+//! `[@thread] name handle… key=value… [-> handle]`, with `#` comments anywhere. Version 1 has
+//! no threads; version 2 adds `@N` (the op runs on program thread N, 1 to 7; none: thread 0)
+//! and the `barrier` op. A program without threads is printed as version 1.
 use super::ops::FieldError;
-use super::{Handle, Op, Program, VERSION_LINE};
+use super::{Handle, Op, Program, MAX_THREAD, VERSION_LINE, VERSION_LINE_V2};
 use std::fmt;
 
 /// A parse error with its 1-based line and column.
@@ -35,11 +37,15 @@ impl fmt::Display for Op {
 
 impl fmt::Display for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{VERSION_LINE}")?;
+        let v2 = self.is_threaded();
+        writeln!(f, "{}", if v2 { VERSION_LINE_V2 } else { VERSION_LINE })?;
         for (k, v) in &self.header {
             writeln!(f, "# {k}: {v}")?;
         }
-        for op in &self.ops {
+        for (t, op) in self.steps() {
+            if t != 0 {
+                write!(f, "@{t} ")?;
+            }
             writeln!(f, "{op}")?;
         }
         Ok(())
@@ -236,6 +242,8 @@ struct Parser {
     prog: Program,
     /// Lines seen so far.
     line: usize,
+    /// The version line said v2 (threads allowed).
+    v2: bool,
 }
 
 impl Parser {
@@ -262,15 +270,20 @@ impl Parser {
             self.line += 1;
             let ln = self.line;
             if ln == 1 {
-                if raw.trim_end() != VERSION_LINE {
-                    return Err(err(
-                        1,
-                        1,
-                        format!(
-                            "expected `{VERSION_LINE}` as the first line, found `{}`",
-                            raw.trim()
-                        ),
-                    ));
+                match raw.trim_end() {
+                    VERSION_LINE => {}
+                    VERSION_LINE_V2 => self.v2 = true,
+                    other => {
+                        return Err(err(
+                            1,
+                            1,
+                            format!(
+                                "expected `{VERSION_LINE}` or `{VERSION_LINE_V2}` as the first \
+                                 line, found `{}`",
+                                other.trim()
+                            ),
+                        ))
+                    }
                 }
                 continue;
             }
@@ -294,8 +307,22 @@ impl Parser {
                 }
                 continue;
             }
-            prog.ops
-                .push(parse_op_with(code, &mut scratch).map_err(|(col, msg)| err(ln, col, msg))?);
+            let (thread, code, shift) = thread_prefix(code).map_err(|(c, m)| err(ln, c, m))?;
+            let op = parse_op_with(code, &mut scratch)
+                .map_err(|(col, msg)| err(ln, col + shift, msg))?;
+            if !self.v2 && (thread != 0 || matches!(op, Op::Barrier {})) {
+                let what = if thread != 0 {
+                    "`@N` threads"
+                } else {
+                    "`barrier`"
+                };
+                return Err(err(
+                    ln,
+                    col(raw, raw.len() - raw.trim_start().len()),
+                    format!("{what} need `{VERSION_LINE_V2}` as the first line"),
+                ));
+            }
+            prog.push(thread, op);
         }
         Ok(())
     }
@@ -310,6 +337,33 @@ impl Parser {
         }
         Ok(self.prog)
     }
+}
+
+/// The `@N ` thread prefix of an op line: (thread, the rest, columns before the rest).
+fn thread_prefix(code: &str) -> Result<(u8, &str, usize), (usize, String)> {
+    let lead = code.len() - code.trim_start().len();
+    let Some(rest) = code[lead..].strip_prefix('@') else {
+        return Ok((0, code, 0));
+    };
+    let digits = rest.bytes().take_while(|b| !ascii_space(*b)).count();
+    let at = col(code, lead);
+    let t: u8 = rest[..digits]
+        .parse()
+        .ok()
+        .filter(|t| *t <= MAX_THREAD)
+        .ok_or((
+            at,
+            format!(
+                "`@{}`: a thread is a number from 0 to {MAX_THREAD}",
+                &rest[..digits]
+            ),
+        ))?;
+    let body = &rest[digits..];
+    if body.trim().is_empty() {
+        return Err((at, format!("`@{t}` must be followed by an op")));
+    }
+    let shift = code[..code.len() - body.len()].chars().count();
+    Ok((t, body, shift))
 }
 
 /// Parse one op line (without comment); errors carry the column.

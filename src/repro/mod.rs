@@ -5,7 +5,7 @@
 //! in the kernel log and trace, as with any reproducer.
 use crate::exec::BufId;
 use crate::program::{Arg, Handle, Memory, Op, Program, Queue, ResKind};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 const PREAMBLE: &str = include_str!("preamble.c");
@@ -30,21 +30,23 @@ fn c_str(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The C source of a reproducer for `p`.
+/// The C source of a reproducer for `p`. It runs the program once, or again and again for the
+/// seconds its first argument gives (a race may need many tries), until it prints a finding.
+/// Program threads are pthreads: a segment between barriers starts its threads together and
+/// joins them at its end.
 pub fn to_c(p: &Program) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "/*\n * m2mfuzz reproducer. Build: gcc -Wall -O2 -o repro repro.c; run as root.\n *"
+        "/*\n * m2mfuzz reproducer. Build: gcc -Wall -O2 -pthread -o repro repro.c; run as root\n * (`./repro 60` repeats the program for up to 60 s, until a finding).\n *"
     );
     let _ = writeln!(s, " * The program it was generated from:\n *");
     for line in p.to_string().lines() {
         let _ = writeln!(s, " *   {}", line.replace("*/", "* /"));
     }
     let _ = writeln!(s, " */\n{PREAMBLE}");
-    let _ = writeln!(s, "int main(void)\n{{");
-    // Declarations, one per handle.
-    // Every handle that appears, produced or not (an unbound one stays -1: the call fails EBADF).
+    // Every handle that appears, produced or not (an unbound one stays -1: the call fails
+    // EBADF), at file scope: every thread uses them.
     let mut handles: Vec<Handle> = p
         .ops
         .iter()
@@ -52,51 +54,106 @@ pub fn to_c(p: &Program) -> String {
         .collect();
     handles.sort();
     handles.dedup();
+    let mut cleanup = String::new();
     for h in &handles {
         let v = var(h);
         match h.kind {
             ResKind::Ctx => {
-                let _ = writeln!(s, "\tstatic struct ctx {v} = {{ .fd = -1, .media = -1 }};");
+                let _ = writeln!(s, "static struct ctx {v} = {{ .fd = -1, .media = -1 }};");
+                let _ = writeln!(cleanup, "\tif ({v}.fd >= 0)\n\t\tclose({v}.fd);\n\tif ({v}.media >= 0)\n\t\tclose({v}.media);\n\t{v}.fd = {v}.media = -1;");
             }
             ResKind::Mapping => {
-                let _ = writeln!(s, "\tunsigned char *{v} __attribute__((unused)) = NULL;\n\tsize_t {v}_len __attribute__((unused)) = 0;");
+                let _ = writeln!(s, "static unsigned char *{v};\nstatic size_t {v}_len;");
+                let _ = writeln!(
+                    cleanup,
+                    "\tif ({v})\n\t\tmunmap({v}, {v}_len);\n\t{v} = NULL;"
+                );
             }
             _ => {
-                let _ = writeln!(s, "\tint {v} __attribute__((unused)) = -1;");
+                let _ = writeln!(s, "static int {v} = -1;");
+                let _ = writeln!(cleanup, "\tif ({v} >= 0)\n\t\tclose({v});\n\t{v} = -1;");
             }
         }
     }
-    let _ = writeln!(
-        s,
-        "\tlong r;\n\t(void)r;\n\tsetvbuf(stdout, NULL, _IONBF, 0);\n"
-    );
     // Which buffer a dmabuf / mapping / sync_file stands for, and each context's driver.
     let mut prov: BTreeMap<Handle, BufId> = BTreeMap::new();
     let mut driver: BTreeMap<Handle, String> = BTreeMap::new();
     let ctx_index = |h: &Handle| h.id.min(15);
     // The canary last filled into each mapping: a check against it asks "is it gone?".
     let mut canary: BTreeMap<Handle, u32> = BTreeMap::new();
-    for (i, op) in p.ops.iter().enumerate() {
-        let text = op.to_string();
-        let _ = writeln!(s, "\t/* {} */", text.replace("*/", "* /"));
-        let lit = c_str(&text);
-        let mut body = emit(op, &mut prov, &mut driver, &ctx_index);
-        match op {
-            Op::Fill { map, byte } => {
-                canary.insert(*map, byte.0 & 0xff);
+    let mut funcs = String::new();
+    let mut body = String::new();
+    let mut raced = false;
+    for (k, seg) in p.segments().into_iter().enumerate() {
+        let threads: BTreeSet<u8> = seg.clone().map(|i| p.thread(i)).collect();
+        // Ops of a concurrent segment, and any after it, are not judged stale: what completed
+        // when depends on the race's order (the stale-read oracle stops there too).
+        let concurrent = threads.len() > 1;
+        raced |= concurrent;
+        let mut per: BTreeMap<u8, String> = BTreeMap::new();
+        for i in seg {
+            let op = &p.ops[i];
+            let text = op.to_string();
+            let out = per.entry(p.thread(i)).or_default();
+            let _ = writeln!(
+                out,
+                "\t/* {}{} */",
+                thread_tag(p.thread(i)),
+                text.replace("*/", "* /")
+            );
+            let lit = c_str(&text);
+            let mut code = emit(op, &mut prov, &mut driver, &ctx_index, !raced);
+            match op {
+                Op::Fill { map, byte } => {
+                    canary.insert(*map, byte.0 & 0xff);
+                }
+                Op::Check { map, byte } if !raced && canary.get(map) == Some(&(byte.0 & 0xff)) => {
+                    code = code.replace("do_check(", "do_check_canary(");
+                }
+                _ => {}
             }
-            Op::Check { map, byte } if canary.get(map) == Some(&(byte.0 & 0xff)) => {
-                body = body.replace("do_check(", "do_check_canary(");
-            }
-            _ => {}
+            let _ = writeln!(out, "{code}\treport({i}, {lit}, r);\n");
         }
-        let _ = writeln!(s, "{body}\treport({i}, {lit}, r);\n");
+        if !concurrent {
+            body.extend(per.into_values());
+            continue;
+        }
+        let n = per.len();
+        let _ = writeln!(funcs, "static pthread_barrier_t seg{k}_start;\n");
+        for (t, code) in &per {
+            let _ = writeln!(
+                funcs,
+                "/* Segment {k}, thread {t}. */\nstatic void *seg{k}_t{t}(void *arg)\n{{\n\tlong r;\n\t(void)arg;\n\t(void)r;\n\tpthread_barrier_wait(&seg{k}_start);\n{code}\treturn NULL;\n}}\n"
+            );
+        }
+        let _ = writeln!(body, "\t/* Segment {k}: {n} threads at once. */\n\t{{\n\t\tpthread_t th[{n}];\n\t\tpthread_barrier_init(&seg{k}_start, NULL, {n});");
+        for (j, t) in per.keys().enumerate() {
+            let _ = writeln!(
+                body,
+                "\t\tpthread_create(&th[{j}], NULL, seg{k}_t{t}, NULL);"
+            );
+        }
+        let _ = writeln!(body, "\t\tfor (int j = 0; j < {n}; j++)\n\t\t\tpthread_join(th[j], NULL);\n\t\tpthread_barrier_destroy(&seg{k}_start);\n\t}}\n");
     }
     let _ = writeln!(
         s,
-        "\tprintf(\"%d ok, %d errors\\n\", ok_count, err_count);\n\treturn 0;\n}}"
+        "\n{funcs}static void run_program(void)\n{{\n\tlong r;\n\t(void)r;\n{body}}}\n"
+    );
+    let _ = writeln!(s, "/* Close and unmap everything, so the next round starts clean. */\nstatic void cleanup(void)\n{{\n{cleanup}\tmemset(complete_buf, 0, sizeof(complete_buf));\n}}\n");
+    let _ = writeln!(
+        s,
+        "int main(int argc, char **argv)\n{{\n\tdouble seconds = argc > 1 ? atof(argv[1]) : 0;\n\tdouble start = now_s();\n\tsetvbuf(stdout, NULL, _IONBF, 0);\n\tdo {{\n\t\trun_program();\n\t\tcleanup();\n\t\trounds++;\n\t}} while (!findings && now_s() - start < seconds);\n\tif (rounds > 1)\n\t\tprintf(\"%d rounds\\n\", rounds);\n\tprintf(\"%d ok, %d errors\\n\", ok_count, err_count);\n\treturn 0;\n}}"
     );
     s
+}
+
+/// `@N ` for ops off the main thread, as in program text.
+fn thread_tag(t: u8) -> String {
+    if t == 0 {
+        String::new()
+    } else {
+        format!("@{t} ")
+    }
 }
 
 fn emit(
@@ -104,6 +161,8 @@ fn emit(
     prov: &mut BTreeMap<Handle, BufId>,
     driver: &mut BTreeMap<Handle, String>,
     ctx_index: &dyn Fn(&Handle) -> u32,
+    // Keep the stale-read bookkeeping (`complete_buf`), which assumes program order.
+    track: bool,
 ) -> String {
     let mem = |m: Option<Memory>| m.map_or("-1".to_string(), |m| m.raw().to_string());
     match op {
@@ -164,8 +223,8 @@ fn emit(
         Op::Fill { map, byte } => format!("\tif ({0})\n\t\tmemset({0}, {1:#x}, {0}_len);\n\tr = {0} ? (long){0}_len : -1;\n", var(map), byte.0 as u8),
         Op::Check { map, byte } => {
             let (c, qq, idx, drv) = match prov.get(map) {
-                Some(b) => (ctx_index(&b.ctx) as i64, q(b.queue) as i64, b.index as i64, driver.get(&b.ctx).cloned().unwrap_or_default()),
-                None => (-1, -1, -1, String::new()),
+                Some(b) if track => (ctx_index(&b.ctx) as i64, q(b.queue) as i64, b.index as i64, driver.get(&b.ctx).cloned().unwrap_or_default()),
+                _ => (-1, -1, -1, String::new()),
             };
             format!(
                 "\tr = {0} ? do_check({0}, {0}_len, {1:#x}, {c}, {qq}, {idx}, {2}) : -1;\n\tprintf(\"     %ld of %zu bytes differ\\n\", r, {0}_len);\n",
@@ -186,7 +245,7 @@ fn emit(
                 flags.map_or("-1".into(), |f| format!("{:#x}", f.0)),
                 opt_i(*field)
             );
-            if *queue == Queue::Cap {
+            if track && *queue == Queue::Cap {
                 let _ = writeln!(out, "\tcomplete_buf[{}][1][{} & 31] = 0;", ctx_index(ctx), index);
             }
             out
@@ -199,7 +258,7 @@ fn emit(
                 mem(*memory),
                 timeout_ms.unwrap_or(2000)
             );
-            if *queue == Queue::Cap {
+            if track && *queue == Queue::Cap {
                 let _ = writeln!(out, "\tif (r >= 0) complete_buf[{}][1][r & 31] = 2;", ctx_index(ctx));
             }
             out
@@ -241,7 +300,7 @@ fn emit(
         ),
         Op::Wait { sync, timeout_ms } => {
             let mut out = format!("\tr = do_wait({}, {timeout_ms});\n", var(sync));
-            if let Some(b) = prov.get(sync).filter(|b| b.queue == Queue::Cap) {
+            if let Some(b) = prov.get(sync).filter(|b| track && b.queue == Queue::Cap) {
                 let _ = writeln!(
                     out,
                     "\t{{ char d[32], t[32]; if (r == 1 && fence_status({}, d, t) == 1) complete_buf[{}][1][{} & 31] = said_by(d); }}",
@@ -262,7 +321,7 @@ fn emit(
                 "\t{{ char d[32], t[32]; r = fence_status({0}, d, t); printf(\"     status %ld: %s/%s\\n\", r, d, t);\n",
                 var(sync)
             );
-            if let Some(b) = prov.get(sync).filter(|b| b.queue == Queue::Cap) {
+            if let Some(b) = prov.get(sync).filter(|b| track && b.queue == Queue::Cap) {
                 let _ = write!(out, "\t  if (r == 1) complete_buf[{}][1][{} & 31] = said_by(d);", ctx_index(&b.ctx), b.index);
             }
             out + " }\n"
@@ -295,5 +354,7 @@ fn emit(
         ),
         Op::SwInc { timeline, by } => format!("\t{{ __u32 by = {by}; r = xioctl({}, SW_SYNC_IOC_INC, &by); }}\n", var(timeline)),
         Op::Sleep { ms } => format!("\tr = usleep({ms} * 1000);\n"),
+        // Threads meet between segments (see `to_c`).
+        Op::Barrier {} => "\tr = 0;\n".to_string(),
     }
 }

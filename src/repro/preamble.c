@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,14 +33,28 @@ struct ctx {
 	char path[32];
 };
 
-HELPER int ok_count, err_count;
+/* Counted atomically: program threads report at once. Ops are printed in the first round only. */
+HELPER int ok_count, err_count, rounds;
+/* FINDING lines printed: a repeated program stops at the first. */
+HELPER int findings;
+
+HELPER double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
 
 HELPER void report(int i, const char *op, long r)
 {
+	int err = errno;
+	__atomic_fetch_add(r < 0 ? &err_count : &ok_count, 1, __ATOMIC_RELAXED);
+	if (rounds)
+		return;
 	if (r < 0)
-		printf("%4d %-60s %s\n", i, op, strerror(errno)), err_count++;
+		printf("%4d %-60s %s\n", i, op, strerror(err));
 	else
-		printf("%4d %-60s ok %ld\n", i, op, r), ok_count++;
+		printf("%4d %-60s ok %ld\n", i, op, r);
 }
 
 HELPER long xioctl(int fd, unsigned long req, void *arg)
@@ -273,6 +288,7 @@ HELPER long do_wait(int fd, int ms)
 			return 1;
 		stable_timeline(tl);
 		printf("FINDING: hang: release fence hang on %s\n", tl);
+		__atomic_fetch_add(&findings, 1, __ATOMIC_RELAXED);
 	}
 	errno = ETIMEDOUT;
 	return -1;
@@ -291,6 +307,7 @@ HELPER int said_by(const char *driver)
 
 HELPER void stale_finding(int how, const char *driver)
 {
+	__atomic_fetch_add(&findings, 1, __ATOMIC_RELAXED);
 	if (how == 3)
 		printf("FINDING: stale-read: release fence signalled before the frame was written on %s\n",
 		       driver);

@@ -1,6 +1,7 @@
 //! Shrinking: the shortest program that still gives the same finding. Delta debugging removes
-//! ops; then ops whose handles are never produced go, and what is left is simplified (optional
-//! arguments dropped, counts and sleeps reduced). A candidate is kept only when `reproduces`
+//! ops (each keeps its thread); then whole threads go or join the main thread, ops whose handles
+//! are never produced go, and what is left is simplified (optional arguments dropped, counts and
+//! sleeps reduced). A candidate is kept only when `reproduces`
 //! says it still gives the target signature; each candidate runs from a clean state (the caller's
 //! closure opens everything anew, or boots a fresh kernel).
 use crate::program::{Op, Program};
@@ -22,16 +23,16 @@ pub struct Shrunk {
     pub seconds: f64,
 }
 
-fn with_ops(p: &Program, ops: Vec<Op>) -> Program {
-    Program {
-        header: p.header.clone(),
-        ops,
-    }
+/// One op with its thread.
+type Step = (u8, Op);
+
+fn with_ops(p: &Program, ops: Vec<Step>) -> Program {
+    Program::from_steps(p.header.clone(), ops)
 }
 
 /// Delta debugging (ddmin) over the ops.
 fn ddmin(p: &Program, test: &mut dyn FnMut(&Program) -> bool) -> Program {
-    let mut ops = p.ops.clone();
+    let mut ops = p.to_steps();
     let mut n = 2usize;
     while ops.len() >= 2 {
         let chunk = ops.len().div_ceil(n);
@@ -40,7 +41,7 @@ fn ddmin(p: &Program, test: &mut dyn FnMut(&Program) -> bool) -> Program {
         let mut start = 0;
         while start < ops.len() {
             let end = (start + chunk).min(ops.len());
-            let cand: Vec<Op> = ops[..start].iter().chain(&ops[end..]).cloned().collect();
+            let cand: Vec<Step> = ops[..start].iter().chain(&ops[end..]).cloned().collect();
             if !cand.is_empty() && test(&with_ops(p, cand.clone())) {
                 ops = cand;
                 n = (n - 1).max(2);
@@ -74,17 +75,17 @@ fn slice(p: &Program) -> Program {
     }
     let n = p.ops.len();
     let ops = p
-        .ops
-        .iter()
+        .steps()
         .enumerate()
-        .filter(|(i, op)| {
+        .filter(|(i, (_, op))| {
             *i + 1 == n
+                || matches!(op, Op::Barrier {})
                 || match op.output() {
                     Some(h) => needed.contains(&h),
                     None => op.inputs().iter().all(|h| needed.contains(h)),
                 }
         })
-        .map(|(_, op)| op.clone())
+        .map(|(_, (t, op))| (t, op.clone()))
         .collect();
     with_ops(p, ops)
 }
@@ -93,15 +94,47 @@ fn slice(p: &Program) -> Program {
 fn drop_dead(p: &Program) -> Program {
     let mut produced = BTreeSet::new();
     let mut ops = Vec::new();
-    for op in &p.ops {
+    for (t, op) in p.steps() {
         if op.inputs().iter().all(|h| produced.contains(h)) {
             if let Some(h) = op.output() {
                 produced.insert(h);
             }
-            ops.push(op.clone());
+            ops.push((t, op.clone()));
         }
     }
     with_ops(p, ops)
+}
+
+/// Candidates that take one thread away: its ops removed, or moved to the main thread (the
+/// finding may not need the concurrency); then barriers no thread needs any more.
+fn fewer_threads(p: &Program) -> Vec<Program> {
+    let threads: BTreeSet<u8> = p.threads.iter().copied().filter(|t| *t != 0).collect();
+    let mut v = Vec::new();
+    for t in threads {
+        let steps = p.to_steps();
+        v.push(with_ops(
+            p,
+            steps.iter().filter(|s| s.0 != t).cloned().collect(),
+        ));
+        v.push(with_ops(
+            p,
+            steps
+                .into_iter()
+                .map(|(u, op)| (if u == t { 0 } else { u }, op))
+                .collect(),
+        ));
+    }
+    if !p.threads.iter().any(|t| *t != 0) && p.ops.iter().any(|o| matches!(o, Op::Barrier {})) {
+        let steps = p.to_steps();
+        v.push(with_ops(
+            p,
+            steps
+                .into_iter()
+                .filter(|(_, o)| !matches!(o, Op::Barrier {}))
+                .collect(),
+        ));
+    }
+    v
 }
 
 /// Simpler variants of one op, most aggressive first.
@@ -233,7 +266,7 @@ pub fn shrink(
     };
     let mut first = p.clone();
     if let Some(c) = cut_after.filter(|c| *c < p.ops.len()) {
-        let cut = with_ops(p, p.ops[..=c].to_vec());
+        let cut = with_ops(p, p.to_steps()[..=c].to_vec());
         if c + 1 == p.ops.len() || test(&cut) {
             first = cut;
             let sliced = slice(&first);
@@ -243,6 +276,16 @@ pub fn shrink(
         }
     }
     let mut best = ddmin(&first, &mut test);
+    // Threads go one at a time, to a fixpoint.
+    'threads: loop {
+        for cand in fewer_threads(&best) {
+            if test(&cand) {
+                best = cand;
+                continue 'threads;
+            }
+        }
+        break;
+    }
     let dead = drop_dead(&best);
     if dead.ops.len() < best.ops.len() && test(&dead) {
         best = dead;
@@ -250,7 +293,7 @@ pub fn shrink(
     // Single-op removal to a fixpoint catches what chunked removal skipped.
     let mut i = 0;
     while i < best.ops.len() && best.ops.len() > 1 {
-        let mut ops = best.ops.clone();
+        let mut ops = best.to_steps();
         ops.remove(i);
         let cand = with_ops(&best, ops);
         if test(&cand) {
@@ -261,8 +304,8 @@ pub fn shrink(
     }
     for i in 0..best.ops.len() {
         for s in simpler(&best.ops[i]) {
-            let mut ops = best.ops.clone();
-            ops[i] = s;
+            let mut ops = best.to_steps();
+            ops[i].1 = s;
             let cand = with_ops(&best, ops);
             if test(&cand) {
                 best = cand;
@@ -324,5 +367,48 @@ qbuf c0 queue=out index=0 bytesused=6669448
                 "qbuf c0 queue=out index=0 bytesused=6669448",
             ]
         );
+    }
+
+    #[test]
+    fn a_threaded_program_shrinks_to_the_threads_its_finding_needs() {
+        let p = text::parse(
+            "# m2mfuzz program v2
+open node=vim2m -> c0
+reqbufs c0 queue=cap count=2 memory=mmap
+@1 qbuf c0 queue=cap index=0
+@2 sleep ms=5
+@1 dqbuf c0 queue=cap timeout_ms=10
+@3 streamoff c0 queue=cap
+@2 g_fmt c0 queue=out
+barrier
+close c0
+",
+        )
+        .unwrap();
+        // A race: the DQBUF and the STREAMOFF on two different threads, in one segment.
+        let race = |c: &Program| {
+            let at = |name: &str| c.ops.iter().position(|o| o.name() == name);
+            match (at("dqbuf"), at("streamoff")) {
+                (Some(a), Some(b)) => {
+                    c.thread(a) != c.thread(b)
+                        && c.segments()
+                            .iter()
+                            .any(|s| s.contains(&a) && s.contains(&b))
+                }
+                _ => false,
+            }
+        };
+        let s = shrink(&p, None, &mut |c| race(c));
+        assert_eq!(
+            s.program.to_string(),
+            "# m2mfuzz program v2\n# shrunk-from: 9 ops\ndqbuf c0 queue=cap\n\
+             @3 streamoff c0 queue=cap\n"
+        );
+        // A finding of one op alone loses its threads: the program is v1 again.
+        let s = shrink(&p, None, &mut |c| {
+            c.ops.iter().any(|o| o.name() == "streamoff")
+        });
+        assert!(!s.program.is_threaded(), "{}", s.program);
+        assert_eq!(s.program.ops.len(), 1);
     }
 }
