@@ -236,9 +236,10 @@ pub struct ExecState {
     pub provenance: BTreeMap<Handle, BufId>,
     opts: ExecOptions,
     fired: Option<watchdog::FiredFlag>,
-    /// Fds of the program's other handles, in a view that holds only some (an fd the kernel
-    /// returns must be none of them).
-    others: Vec<std::os::fd::RawFd>,
+    /// The fds of the program's other handles, in a view that holds only some: an fd the
+    /// kernel returns must be none of those still open (weak: one another thread closes
+    /// meanwhile is free for the kernel to hand out again).
+    others: Vec<std::sync::Weak<OwnedFd>>,
 }
 
 /// Runs programs.

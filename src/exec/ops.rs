@@ -147,7 +147,10 @@ impl ExecState {
 
     /// Whether a live resource of the program holds `fd`.
     fn owns_fd(&self, fd: RawFd) -> bool {
-        self.others.contains(&fd)
+        // An fd of another thread's handle counts while that handle's fd is still open.
+        self.others
+            .iter()
+            .any(|w| w.upgrade().is_some_and(|f| f.as_raw_fd() == fd))
             || self.res.values().any(|r| match r {
                 Resource::Ctx(c) => {
                     c.video.as_raw_fd() == fd

@@ -18,7 +18,7 @@ use crate::program::{Handle, Op, Program};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Whether every op of the segment is on one thread (it then runs on the caller's).
@@ -43,7 +43,6 @@ impl ExecState {
         handles: impl IntoIterator<Item = Handle>,
         fired: super::watchdog::FiredFlag,
     ) -> ExecState {
-        use std::os::fd::AsRawFd;
         let mut v = ExecState {
             res: BTreeMap::new(),
             provenance: BTreeMap::new(),
@@ -62,10 +61,10 @@ impl ExecState {
         for r in self.res.values() {
             match r {
                 Resource::Ctx(c) => {
-                    v.others.push(c.video.as_raw_fd());
-                    v.others.extend(c.media.as_ref().map(|m| m.as_raw_fd()));
+                    v.others.push(Arc::downgrade(&c.video));
+                    v.others.extend(c.media.as_ref().map(Arc::downgrade));
                 }
-                Resource::Fd(f) => v.others.push(f.as_raw_fd()),
+                Resource::Fd(f) => v.others.push(Arc::downgrade(f)),
                 Resource::Map(..) => {}
             }
         }

@@ -894,9 +894,9 @@ pub fn generate(choices: &mut impl Choices, cfg: &GenConfig) -> Program {
 }
 
 impl<C: Choices> Gen<'_, C> {
-    /// The program, its body spread over threads when the share says so: each action's ops on
-    /// one thread, a barrier before an action now and then, and the tail (closing timelines)
-    /// on the main thread after a last barrier.
+    /// The program, its body spread over threads when the share says so: after the prologue
+    /// and a barrier, each action's ops on one thread, a barrier before an action now and then,
+    /// and the tail (closing timelines) on the main thread after a last barrier.
     fn threads(self, body: usize, tail: usize) -> Program {
         let header = vec![("driver".to_string(), self.cfg.profile.name.to_string())];
         let c = self.c;
@@ -923,6 +923,10 @@ impl<C: Choices> Gen<'_, C> {
                     steps.push((0, Op::Barrier {}));
                 }
                 thread = c.below(n) as u8;
+            }
+            // The prologue's contexts and buffers exist before any thread starts.
+            if i == body {
+                steps.push((0, Op::Barrier {}));
             }
             if i == tail {
                 steps.push((0, Op::Barrier {}));
