@@ -1131,12 +1131,12 @@ fn race_shapes_on_shared_handles_are_clean_ten_times_each() {
                 v.findings
             );
             assert!(v.notes.is_empty(), "{name}: {:?}", v.notes);
-            for i in 0..race.start {
+            for (op, out) in p.ops.iter().zip(&o).take(race.start) {
                 assert!(
-                    matches!(o[i].result, OpResult::Ok { .. }),
-                    "{name} round {round}: setup op {i} `{}` gave {}",
-                    p.ops[i],
-                    o[i].result
+                    matches!(out.result, OpResult::Ok { .. }),
+                    "{name} round {round}: setup op {} `{op}` gave {}",
+                    out.index,
+                    out.result
                 );
             }
             for (t, i) in &firsts {
