@@ -46,7 +46,7 @@ fn expectations_are_checked_when_loading() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("kind one of hang, leaked-fence, splat, stale-read, bad-reply"),
+        e.contains("kind one of hang, leaked-fence, splat, stale-read, bad-reply, memory-fault"),
         "{e}"
     );
     let e = corpus::load_file(&write("both.m2m", "# expect: clean\n# expect: hang: x\n"))

@@ -3,6 +3,7 @@
 //! wait, and releases every fd and mapping when the program ends. Oracles watch through
 //! [`Observer`] without the executor knowing them.
 pub mod fork;
+pub mod memfault;
 mod ops;
 pub mod outcome;
 pub mod supervise;

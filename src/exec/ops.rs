@@ -515,25 +515,29 @@ impl ExecState {
             }
             Op::Fill { map, byte } => {
                 let m = self.map(map);
-                // SAFETY: the mapping is live and `len` bytes long; another thread or the device
-                // may write it concurrently, which is the race under test, not UB of ours: bytes
-                // are plain data.
-                unsafe { std::ptr::write_bytes(m.as_mut_ptr(), byte.0 as u8, m.len()) };
-                ok(m.len() as i64)
+                // SAFETY: the mapping is live, `len` bytes long, owned by this state and reached
+                // only through raw pointers; another thread or the device may write it
+                // concurrently, which is the race under test, not UB of ours: bytes are plain
+                // data. A fault in it is caught and its pages replaced (`memfault`).
+                match unsafe { super::memfault::fill(m.as_mut_ptr(), m.len(), byte.0 as u8) } {
+                    Ok(()) => ok(m.len() as i64),
+                    Err(f) => super::memfault::done(&f, m.len(), "writing"),
+                }
             }
             Op::Check { map, byte } => {
                 let m = self.map(map);
-                // SAFETY: as for Fill; volatile-free reads of plain bytes.
-                let s = unsafe { std::slice::from_raw_parts(m.as_ptr(), m.len()) };
-                let differ = s.iter().filter(|&&b| b != byte.0 as u8).count();
-                ok_with(
-                    differ as i64,
-                    format!(
-                        "{differ} of {} bytes differ from {:#04x}",
-                        s.len(),
-                        byte.0 as u8
+                // SAFETY: as for Fill.
+                match unsafe { super::memfault::differing(m.as_ptr(), m.len(), byte.0 as u8) } {
+                    Ok(differ) => ok_with(
+                        differ as i64,
+                        format!(
+                            "{differ} of {} bytes differ from {:#04x}",
+                            m.len(),
+                            byte.0 as u8
+                        ),
                     ),
-                )
+                    Err(f) => super::memfault::done(&f, m.len(), "reading"),
+                }
             }
             Op::Qbuf {
                 ctx,

@@ -35,6 +35,19 @@ pub enum OpResult {
         /// What the kernel claimed, in words (boxed, as `reason`).
         lie: Box<String>,
     },
+    /// A `fill` or `check` met a memory fault in its mapping (SIGBUS or SIGSEGV, caught and
+    /// resumed: see `exec::memfault`).
+    Fault {
+        /// The signal (SIGBUS, SIGSEGV), as a number.
+        signal: u8,
+        /// The kernel's `si_code` (`BUS_ADRERR` 2, `SEGV_MAPERR` 1, …).
+        code: i32,
+        /// Where, in bytes from the start of the mapping.
+        offset: u64,
+        /// The fault an earlier access met: the mapping was replaced from there on then, and
+        /// from there on this op did not reach the buffer's memory.
+        again: bool,
+    },
     /// m2mfuzz itself panicked running the op (caught: the rest of the program is skipped and
     /// its resources are released, the run goes on).
     Panicked {
@@ -47,6 +60,16 @@ impl OpResult {
     /// From an errno.
     pub fn errno(e: Errno) -> OpResult {
         OpResult::Err { errno: e as i32 }
+    }
+
+    /// A [`OpResult::Fault`].
+    pub fn fault(f: &super::memfault::MemFault) -> OpResult {
+        OpResult::Fault {
+            signal: u8::try_from(f.signal).unwrap_or(u8::MAX),
+            code: f.code,
+            offset: f.offset,
+            again: f.again,
+        }
     }
 
     /// A [`OpResult::BadReply`].
@@ -298,6 +321,21 @@ impl fmt::Display for OpResult {
             OpResult::TimedOut => f.write_str("TIMED OUT"),
             OpResult::Skipped { reason } => write!(f, "skipped ({reason})"),
             OpResult::BadReply { lie } => write!(f, "BAD REPLY ({lie})"),
+            OpResult::Fault {
+                signal,
+                code,
+                offset,
+                again,
+            } => {
+                let sig = i32::from(*signal);
+                write!(
+                    f,
+                    "FAULT{} ({} {} at offset {offset:#x})",
+                    if *again { " again" } else { "" },
+                    super::memfault::signal_name(sig),
+                    super::memfault::code_name(sig, *code)
+                )
+            }
             OpResult::Panicked { message } => write!(f, "PANICKED ({message})"),
         }
     }

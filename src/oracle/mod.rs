@@ -1,7 +1,8 @@
 //! Oracles turn kernel evidence into findings: splats from kmsg, leaked fences from the tracefs
-//! ledger, hangs from waits and deadlines, stale reads from buffer contents. They plug into the
-//! executor as an [`Observer`] and conclude in [`OracleSet::finish`] once the program's resources
-//! are released.
+//! ledger, hangs from waits and deadlines, stale reads from buffer contents, memory faults from
+//! the accesses that met them. They plug into the executor as an [`Observer`] and conclude in
+//! [`OracleSet::finish`] once the program's resources are released.
+pub mod fault;
 pub mod hang;
 pub mod kmsg;
 pub mod ledger;
@@ -30,16 +31,20 @@ pub enum Kind {
     /// The kernel said success with an answer no correct kernel gives (no fd where one was
     /// promised, a count beyond the ABI's limit).
     BadReply,
+    /// An access inside a mapping the program still held met SIGBUS or SIGSEGV: the mapping
+    /// holds the buffer's memory, which must stay there while it is mapped.
+    MemoryFault,
 }
 
 impl Kind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Hang,
         Kind::LeakedFence,
         Kind::Splat,
         Kind::StaleRead,
         Kind::BadReply,
+        Kind::MemoryFault,
     ];
 
     /// The kind's name in titles, `# expect:` lines and reproducer output.
@@ -50,6 +55,7 @@ impl Kind {
             Kind::Splat => "splat",
             Kind::StaleRead => "stale-read",
             Kind::BadReply => "bad-reply",
+            Kind::MemoryFault => "memory-fault",
         }
     }
 
@@ -300,6 +306,7 @@ pub struct OracleSet {
     hang: hang::HangOracle,
     stale: stale::StaleOracle,
     reply: reply::ReplyOracle,
+    fault: fault::FaultOracle,
     under_test: splat::UnderTest,
     notes: Vec<String>,
     absorbed: Vec<Finding>,
@@ -355,6 +362,7 @@ impl OracleSet {
             hang,
             stale: Default::default(),
             reply: Default::default(),
+            fault: Default::default(),
             under_test: Default::default(),
             notes,
             absorbed: Vec::new(),
@@ -371,8 +379,9 @@ impl OracleSet {
         set
     }
 
-    /// Only the per-program oracles (hangs and stale reads): for one of several concurrent
-    /// workers, whose kernel-wide evidence (kmsg, ledger) one shared [`OracleSet::new`] reads.
+    /// Only the per-program oracles (hangs, stale reads, bad replies, memory faults): for one
+    /// of several concurrent workers, whose kernel-wide evidence (kmsg, ledger) one shared
+    /// [`OracleSet::new`] reads.
     pub fn local(opts: OracleOptions) -> OracleSet {
         OracleSet {
             hang: hang::HangOracle {
@@ -384,6 +393,7 @@ impl OracleSet {
             trace: None,
             stale: Default::default(),
             reply: Default::default(),
+            fault: Default::default(),
             under_test: Default::default(),
             notes: Vec::new(),
             absorbed: Vec::new(),
@@ -392,11 +402,13 @@ impl OracleSet {
         }
     }
 
-    /// The per-program findings so far (hangs, stale reads), taken out.
+    /// The per-program findings so far (hangs, stale reads, bad replies, memory faults), taken
+    /// out.
     pub fn take_local(&mut self) -> Vec<Finding> {
         let mut v = std::mem::take(&mut self.hang.findings);
         v.append(&mut self.stale.findings);
         v.append(&mut self.reply.findings);
+        v.append(&mut self.fault.findings);
         v
     }
 
@@ -416,6 +428,7 @@ impl OracleSet {
         v.findings.append(&mut self.hang.findings);
         v.findings.append(&mut self.stale.findings);
         v.findings.append(&mut self.reply.findings);
+        v.findings.append(&mut self.fault.findings);
         if let Some(t) = &self.trace {
             v.ledger.add_text(&t.take());
             if v.ledger.lost > 0 {
@@ -598,6 +611,7 @@ impl Observer for OracleSet {
         self.hang.after_op(index, op, outcome, state);
         self.stale.after_op(index, op, outcome, state);
         self.reply.after_op(index, op, outcome, state);
+        self.fault.after_op(index, op, outcome, state);
         // Reading the log as the program goes tells which op a report followed (one read, EAGAIN
         // when there is nothing new): the shrinker cuts the program after it first.
         if let Some(k) = &mut self.kmsg {

@@ -1,8 +1,9 @@
 //! C reproducers: one standalone C file per program, using only libc and the kernel's uapi
 //! headers, one statement group per op with the op's text as a comment, fit to paste into a
-//! linux-media report. Hangs and stale reads are detected by the reproducer itself and printed
-//! as `FINDING: <kind>: <title>` lines in the oracles' format; splats and leaked fences are seen
-//! in the kernel log and trace, as with any reproducer.
+//! linux-media report. Hangs, stale reads and memory faults are detected by the reproducer
+//! itself and printed as `FINDING: <kind>: <title>` lines in the oracles' format (a fault in a
+//! fill or check is caught as the executor catches it, and printed as its `FAULT` outcome);
+//! splats and leaked fences are seen in the kernel log and trace, as with any reproducer.
 use crate::exec::BufId;
 use crate::program::{Arg, Handle, Memory, Op, Program, Queue, ResKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,6 +79,8 @@ pub fn to_c(p: &Program) -> String {
     // Which buffer a dmabuf / mapping / sync_file stands for, and each context's driver.
     let mut prov: BTreeMap<Handle, BufId> = BTreeMap::new();
     let mut driver: BTreeMap<Handle, String> = BTreeMap::new();
+    // Mappings of a dmabuf (the others are of a V4L2 buffer).
+    let mut dmabuf_maps: BTreeSet<Handle> = BTreeSet::new();
     let ctx_index = |h: &Handle| h.id.min(15);
     // The canary last filled into each mapping: a check against it asks "is it gone?".
     let mut canary: BTreeMap<Handle, u32> = BTreeMap::new();
@@ -102,7 +105,14 @@ pub fn to_c(p: &Program) -> String {
                 text.replace("*/", "* /")
             );
             let lit = c_str(&text);
-            let mut code = emit(op, &mut prov, &mut driver, &ctx_index, !raced);
+            let mut code = emit(
+                op,
+                &mut prov,
+                &mut driver,
+                &mut dmabuf_maps,
+                &ctx_index,
+                !raced,
+            );
             match op {
                 Op::Fill { map, byte } => {
                     canary.insert(*map, byte.0 & 0xff);
@@ -142,7 +152,7 @@ pub fn to_c(p: &Program) -> String {
     let _ = writeln!(s, "/* Close and unmap everything, so the next round starts clean. */\nstatic void cleanup(void)\n{{\n{cleanup}\tmemset(complete_buf, 0, sizeof(complete_buf));\n}}\n");
     let _ = writeln!(
         s,
-        "int main(int argc, char **argv)\n{{\n\tdouble seconds = argc > 1 ? atof(argv[1]) : 0;\n\tdouble start = now_s();\n\tsetvbuf(stdout, NULL, _IONBF, 0);\n\tdo {{\n\t\trun_program();\n\t\tcleanup();\n\t\trounds++;\n\t}} while (!findings && now_s() - start < seconds);\n\tif (rounds > 1)\n\t\tprintf(\"%d rounds\\n\", rounds);\n\tprintf(\"%d ok, %d errors\\n\", ok_count, err_count);\n\treturn 0;\n}}"
+        "int main(int argc, char **argv)\n{{\n\tdouble seconds = argc > 1 ? atof(argv[1]) : 0;\n\tdouble start = now_s();\n\tsetvbuf(stdout, NULL, _IONBF, 0);\n\tinstall_fault_handler();\n\tdo {{\n\t\trun_program();\n\t\tcleanup();\n\t\trounds++;\n\t}} while (!findings && now_s() - start < seconds);\n\tif (rounds > 1)\n\t\tprintf(\"%d rounds\\n\", rounds);\n\tprintf(\"%d ok, %d errors\\n\", ok_count, err_count);\n\treturn 0;\n}}"
     );
     s
 }
@@ -156,10 +166,29 @@ fn thread_tag(t: u8) -> String {
     }
 }
 
+/// The C string literals before and after the signal's name in the memory-fault finding of a
+/// fill (`writing`) or check of `map`, as the oracle titles it.
+fn fault_title(
+    map: &Handle,
+    writing: bool,
+    prov: &BTreeMap<Handle, BufId>,
+    driver: &BTreeMap<Handle, String>,
+    dmabuf_maps: &BTreeSet<Handle>,
+) -> (String, String) {
+    let buf = prov
+        .get(map)
+        .map(|b| (driver.get(&b.ctx).map_or("unknown", String::as_str), *b));
+    let words = crate::oracle::fault::mapping_words(dmabuf_maps.contains(map), buf);
+    let title = crate::oracle::fault::title("\0", writing, &words);
+    let (pre, post) = title.split_once('\0').unwrap_or((&title, ""));
+    (c_str(pre), c_str(post))
+}
+
 fn emit(
     op: &Op,
     prov: &mut BTreeMap<Handle, BufId>,
     driver: &mut BTreeMap<Handle, String>,
+    dmabuf_maps: &mut BTreeSet<Handle>,
     ctx_index: &dyn Fn(&Handle) -> u32,
     // Keep the stale-read bookkeeping (`complete_buf`), which assumes program order.
     track: bool,
@@ -175,7 +204,8 @@ fn emit(
         Op::CloseDmabuf { h } | Op::CloseSync { h } | Op::CloseRequest { h } | Op::CloseTimeline { h } => {
             format!("\tr = close({});\n", var(h))
         }
-        Op::Munmap { h } => format!("\tr = munmap({0}, {0}_len);\n", var(h)),
+        // The pointer goes with the mapping: a later fill or check of the handle is skipped.
+        Op::Munmap { h } => format!("\tr = munmap({0}, {0}_len);\n\t{0} = NULL;\n", var(h)),
         Op::GFmt { ctx, queue } => format!("\tr = do_fmt(&{}, {}, VIDIOC_G_FMT, 0, 0, 0, 0);\n", var(ctx), q(*queue)),
         Op::SFmt { ctx, queue, fourcc, width, height, planes } => format!(
             "\tr = do_fmt(&{}, {}, VIDIOC_S_FMT, {:#x}, {width}, {height}, {});\n",
@@ -202,6 +232,7 @@ fn emit(
         ),
         Op::Mmap { ctx, queue, index, plane, ret } => {
             prov.insert(*ret, BufId { ctx: *ctx, queue: *queue, index: *index });
+            dmabuf_maps.remove(ret);
             format!(
                 "\t{0} = do_mmap(&{1}, {2}, {index}, {3}, &{0}_len); r = {0} ? (long){0}_len : -1;\n",
                 var(ret),
@@ -214,20 +245,25 @@ fn emit(
             if let Some(b) = prov.get(dmabuf).copied() {
                 prov.insert(*ret, b);
             }
+            dmabuf_maps.insert(*ret);
             format!(
                 "\t{0}_len = lseek({1}, 0, SEEK_END); {0} = mmap(NULL, {0}_len, PROT_READ | PROT_WRITE, MAP_SHARED, {1}, 0);\n\tif ({0} == MAP_FAILED)\n\t\t{0} = NULL;\n\tr = {0} ? (long){0}_len : -1;\n",
                 var(ret),
                 var(dmabuf)
             )
         }
-        Op::Fill { map, byte } => format!("\tif ({0})\n\t\tmemset({0}, {1:#x}, {0}_len);\n\tr = {0} ? (long){0}_len : -1;\n", var(map), byte.0 as u8),
+        Op::Fill { map, byte } => {
+            let (pre, post) = fault_title(map, true, prov, driver, dmabuf_maps);
+            format!("\tr = {0} ? do_fill({0}, {0}_len, {1:#x}, {pre},\n\t\t{post}) : -1;\n", var(map), byte.0 as u8)
+        }
         Op::Check { map, byte } => {
+            let (pre, post) = fault_title(map, false, prov, driver, dmabuf_maps);
             let (c, qq, idx, drv) = match prov.get(map) {
                 Some(b) if track => (ctx_index(&b.ctx) as i64, q(b.queue) as i64, b.index as i64, driver.get(&b.ctx).cloned().unwrap_or_default()),
                 _ => (-1, -1, -1, String::new()),
             };
             format!(
-                "\tr = {0} ? do_check({0}, {0}_len, {1:#x}, {c}, {qq}, {idx}, {2}) : -1;\n\tprintf(\"     %ld of %zu bytes differ\\n\", r, {0}_len);\n",
+                "\tr = {0} ? do_check({0}, {0}_len, {1:#x}, {c}, {qq}, {idx}, {2}, {pre},\n\t\t{post}) : -1;\n\tif (r >= 0)\n\t\tprintf(\"     %ld of %zu bytes differ\\n\", r, {0}_len);\n",
                 var(map),
                 byte.0 as u8,
                 c_str(&drv)

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,16 +47,154 @@ HELPER double now_s(void)
 	return t.tv_sec + t.tv_nsec / 1e9;
 }
 
+/* The memory fault the last fill or check of this thread met (sig 0: none), for report(). */
+HELPER __thread struct {
+	int sig, code, again;
+	unsigned long offset;
+} last_fault;
+
+HELPER const char *signal_name(int sig)
+{
+	return sig == SIGBUS ? "SIGBUS" : sig == SIGSEGV ? "SIGSEGV" : "signal";
+}
+
+HELPER const char *code_name(int sig, int code)
+{
+	static const char *bus[] = { "BUS_ADRALN", "BUS_ADRERR", "BUS_OBJERR", "BUS_MCEERR_AR",
+				     "BUS_MCEERR_AO" };
+	static const char *segv[] = { "SEGV_MAPERR", "SEGV_ACCERR", "SEGV_BNDERR", "SEGV_PKUERR",
+				      "SEGV_ACCADI", "SEGV_ADIDERR", "SEGV_ADIPERR", "SEGV_MTEAERR",
+				      "SEGV_MTESERR", "SEGV_CPERR" };
+	if (sig == SIGBUS && code >= 1 && code <= 5)
+		return bus[code - 1];
+	if (sig == SIGSEGV && code >= 1 && code <= 10)
+		return segv[code - 1];
+	return "code";
+}
+
 HELPER void report(int i, const char *op, long r)
 {
 	int err = errno;
 	__atomic_fetch_add(r < 0 ? &err_count : &ok_count, 1, __ATOMIC_RELAXED);
-	if (rounds)
+	if (rounds) {
+		last_fault.sig = 0;
 		return;
-	if (r < 0)
+	}
+	if (r < 0 && last_fault.sig)
+		printf("%4d %-60s FAULT%s (%s %s at offset 0x%lx)\n", i, op, last_fault.again ? " again" : "",
+		       signal_name(last_fault.sig), code_name(last_fault.sig, last_fault.code),
+		       last_fault.offset);
+	else if (r < 0)
 		printf("%4d %-60s %s\n", i, op, strerror(err));
 	else
 		printf("%4d %-60s ok %ld\n", i, op, r);
+	last_fault.sig = 0;
+}
+
+/* Memory faults in fill and check, as m2mfuzz catches them: a SIGBUS or SIGSEGV the kernel
+ * raises inside the mapping being accessed is the op's outcome (FAULT, and a memory-fault
+ * finding: a mapping holds its buffer's memory). The handler maps anonymous memory over the
+ * mapping from the faulting page on, so the access completes, and the pages are then made
+ * inaccessible: a later access faults there and reports the first fault again. Any other fault
+ * kills as it would without the handler. */
+HELPER size_t page_size = 4096;
+/* Per thread: program threads fill and check at once; the handler runs on the faulting one. */
+HELPER __thread volatile uintptr_t guard_lo, guard_hi, fault_addr;
+HELPER __thread volatile sig_atomic_t fault_sig, fault_code;
+HELPER struct poisoned {
+	uintptr_t lo, hi, addr;
+	int sig, code;
+} poisoned[16];
+HELPER int n_poisoned;
+
+HELPER void on_fault(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr;
+	struct sigaction dfl;
+	(void)uc;
+	if (si->si_code > 0 && a >= guard_lo && a < guard_hi) {
+		uintptr_t lo = a & ~(uintptr_t)(page_size - 1);
+		uintptr_t hi = (guard_hi + page_size - 1) & ~(uintptr_t)(page_size - 1);
+		if (mmap((void *)lo, hi - lo, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			 -1, 0) != MAP_FAILED) {
+			if (!fault_sig)
+				fault_addr = a, fault_code = si->si_code, fault_sig = sig;
+			return;
+		}
+	}
+	/* Not ours: the default action (the fault comes again on return; kill() is raised again). */
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigaction(sig, &dfl, NULL);
+	if (si->si_code <= 0)
+		raise(sig);
+}
+
+HELPER void install_fault_handler(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_fault;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
+}
+
+HELPER void guard_begin(const unsigned char *m, size_t len)
+{
+	fault_sig = 0;
+	guard_lo = (uintptr_t)m, guard_hi = (uintptr_t)m + len;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+/* After a guarded access: 0 if it met no fault; else the fault noted for report(), the mapping
+ * poisoned from there on, and the finding printed, titled title_pre SIGNAL title_post. */
+HELPER int guard_end(const unsigned char *m, size_t len, const char *title_pre, const char *title_post)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	guard_lo = guard_hi = 0;
+	if (!fault_sig)
+		return 0;
+	uintptr_t a = fault_addr, lo = a & ~(uintptr_t)(page_size - 1);
+	uintptr_t hi = ((uintptr_t)m + len + page_size - 1) & ~(uintptr_t)(page_size - 1);
+	int sig = fault_sig, code = fault_code, again = 0;
+	for (int i = 0; i < n_poisoned && sig == SIGSEGV && code == 2 /* SEGV_ACCERR */; i++)
+		if (a >= poisoned[i].lo && a < poisoned[i].hi) {
+			again = 1, a = poisoned[i].addr, sig = poisoned[i].sig, code = poisoned[i].code;
+			break;
+		}
+	if (!again && n_poisoned < 16)
+		poisoned[n_poisoned++] = (struct poisoned){ lo, hi, a, sig, code };
+	mprotect((void *)lo, hi - lo, PROT_NONE);
+	last_fault.sig = sig, last_fault.code = code, last_fault.again = again;
+	last_fault.offset = (unsigned long)(a - (uintptr_t)m);
+	if (!again) {
+		printf("FINDING: memory-fault: %s%s%s\n", title_pre, signal_name(sig), title_post);
+		__atomic_fetch_add(&findings, 1, __ATOMIC_RELAXED);
+	}
+	errno = EFAULT;
+	return 1;
+}
+
+HELPER long do_fill(unsigned char *m, size_t len, unsigned char byte, const char *title_pre,
+		    const char *title_post)
+{
+	guard_begin(m, len);
+	memset(m, byte, len);
+	return guard_end(m, len, title_pre, title_post) ? -1 : (long)len;
+}
+
+/* How many bytes differ from byte, or -1 after a fault. */
+HELPER long count_differing(const unsigned char *m, size_t len, unsigned char byte, const char *title_pre,
+			    const char *title_post)
+{
+	long differ = 0;
+	guard_begin(m, len);
+	for (size_t i = 0; i < len; i++)
+		differ += m[i] != byte;
+	return guard_end(m, len, title_pre, title_post) ? -1 : differ;
 }
 
 HELPER long xioctl(int fd, unsigned long req, void *arg)
@@ -317,23 +457,19 @@ HELPER void stale_finding(int how, const char *driver)
 }
 
 HELPER long do_check(const unsigned char *m, size_t len, unsigned char byte, int ctx, int q, int index,
-		     const char *driver)
+		     const char *driver, const char *title_pre, const char *title_post)
 {
-	long differ = 0;
-	for (size_t i = 0; i < len; i++)
-		differ += m[i] != byte;
-	if (differ && q == 1 && ctx >= 0 && complete_buf[ctx][1][index & 31])
+	long differ = count_differing(m, len, byte, title_pre, title_post);
+	if (differ > 0 && q == 1 && ctx >= 0 && complete_buf[ctx][1][index & 31])
 		stale_finding(complete_buf[ctx][1][index & 31], driver);
 	return differ;
 }
 
 /* A check against the canary the mapping was filled with: stale only if all of it is still there. */
 HELPER long do_check_canary(const unsigned char *m, size_t len, unsigned char byte, int ctx, int q,
-			    int index, const char *driver)
+			    int index, const char *driver, const char *title_pre, const char *title_post)
 {
-	long differ = 0;
-	for (size_t i = 0; i < len; i++)
-		differ += m[i] != byte;
+	long differ = count_differing(m, len, byte, title_pre, title_post);
 	if (!differ && len && q == 1 && ctx >= 0 && complete_buf[ctx][1][index & 31])
 		stale_finding(complete_buf[ctx][1][index & 31], driver);
 	return differ;

@@ -23,7 +23,8 @@ use std::sync::Mutex;
 /// Metadata of one finding, as `finding.json` holds it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct FindingMeta {
-    /// `hang`, `leaked-fence`, `splat`, `stale-read`.
+    /// [`crate::oracle::Kind::name`]: `hang`, `leaked-fence`, `splat`, `stale-read`, `bad-reply`,
+    /// `memory-fault`.
     pub kind: String,
     /// Short stable title.
     pub title: String,

@@ -162,6 +162,7 @@ impl Worker {
                         OpResult::Skipped { .. } => continue,
                         OpResult::Err { .. }
                         | OpResult::BadReply { .. }
+                        | OpResult::Fault { .. }
                         | OpResult::Panicked { .. } => run.errors += 1,
                         OpResult::TimedOut => run.timeouts += 1,
                         OpResult::Ok { .. } => {
