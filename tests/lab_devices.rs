@@ -1154,3 +1154,34 @@ fn race_shapes_on_shared_handles_are_clean_ten_times_each() {
     }
     assert_lockdep_on();
 }
+
+/// A program thread stuck in the kernel is reported as itself: the STREAMOFF of thread 1, with
+/// its thread's kernel stack, while thread 2 has long finished.
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn a_program_thread_stuck_uninterruptibly_is_reported_as_its_op() {
+    use m2mfuzz::exec::supervise::run_supervised;
+    let (flat, opts) = stuck_streamoff();
+    let mut steps = flat.to_steps();
+    let streamoff = steps.pop().unwrap().1;
+    steps.push((0, text::parse_op("barrier").unwrap()));
+    steps.push((1, streamoff));
+    steps.push((2, text::parse_op("sleep ms=0").unwrap()));
+    let prog = Program::from_steps(flat.header.clone(), steps);
+    let t = std::time::Instant::now();
+    let run =
+        run_supervised(prog, opts, (), Duration::from_millis(500)).expect_err("STREAMOFF is stuck");
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "reported in time: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(run.stuck.index, 9, "the STREAMOFF on thread 1");
+    assert!(
+        run.stuck.kernel_stack.contains("v4l2_m2m_cancel_job"),
+        "{}",
+        run.stuck.kernel_stack
+    );
+    // Let the job end (the STREAMOFF returns) before the next test uses vim2m.
+    std::thread::sleep(Duration::from_secs(10));
+}

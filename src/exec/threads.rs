@@ -138,6 +138,7 @@ impl Executor {
             abandon,
             dogs,
         } = self;
+        let opts = state.opts.clone();
         let shared = Mutex::new(std::mem::take(state));
         let halt = AtomicBool::new(run.panicked.is_some());
         let flags = Mutex::new(std::mem::take(run));
@@ -145,6 +146,8 @@ impl Executor {
         let (tx, rx) = mpsc::channel::<Msg>();
         let prober = &dogs[groups.len()];
         let mut acks = Vec::new();
+        // Each program thread's id, for the supervisor's report of a stuck op.
+        let tids: Vec<std::sync::atomic::AtomicI32> = groups.keys().map(|_| 0.into()).collect();
         let mut kept = Vec::new();
         std::thread::scope(|s| {
             for (slot, (ops, dog)) in groups.values().zip(dogs.iter()).enumerate() {
@@ -154,9 +157,11 @@ impl Executor {
                 let (shared, halt, flags, start_together) =
                     (&shared, &halt, &flags, &start_together);
                 let abandon = &**abandon;
+                let tid = &tids[slot];
                 std::thread::Builder::new()
                     .name(format!("m2mfuzz-t{}", prog.thread(ops[0])))
                     .spawn_scoped(s, move || {
+                        tid.store(super::watchdog::tid(), Ordering::SeqCst);
                         start_together.wait();
                         for &index in ops {
                             let op = &prog.ops[index];
@@ -219,10 +224,27 @@ impl Executor {
                     .expect("spawn a program thread");
             }
             drop(tx);
-            let coordinate = || {
-                for msg in rx.iter() {
+            // Ops started and not ended: index → (thread slot, start).
+            let mut inflight: BTreeMap<usize, (usize, Instant)> = BTreeMap::new();
+            let coordinate = || loop {
+                // The watchdog judges the in-flight op due first (the one stuck, if one is).
+                let due = inflight
+                    .iter()
+                    .map(|(i, (slot, t))| (*t + opts.deadline(&prog.ops[*i]), *i, *slot, *t))
+                    .min();
+                if let Some((_, i, slot, t)) = due {
+                    let tid = tids[slot].load(Ordering::SeqCst);
+                    watchdog.retarget(i, t, opts.deadline(&prog.ops[i]), tid);
+                }
+                let msg = match rx.recv_timeout(super::watchdog::TICK) {
+                    Ok(m) => m,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                {
                     match msg {
                         Msg::Before { index, slot } => {
+                            inflight.insert(index, (slot, Instant::now()));
                             let f = flags.lock().unwrap_or_else(|e| e.into_inner());
                             let quiet = f.observer_panic.is_some();
                             drop(f);
@@ -233,6 +255,7 @@ impl Executor {
                         }
                         Msg::After(o) => {
                             let index = o.index as usize;
+                            inflight.remove(&index);
                             let mut f = flags.lock().unwrap_or_else(|e| e.into_inner());
                             let st = shared.lock().unwrap_or_else(|e| e.into_inner());
                             after(&st, index, &prog.ops[index], &o, obs, &mut f);

@@ -152,7 +152,7 @@ thread_local! {
 }
 
 /// This thread's id, asked of the kernel once per thread.
-fn tid() -> libc::pid_t {
+pub(super) fn tid() -> libc::pid_t {
     TID.with(|t| {
         if t.get() == 0 {
             // SAFETY: gettid has no preconditions.
@@ -239,6 +239,25 @@ impl Watchdog {
         let r = f();
         let w = w.armed.swap(0, Ordering::SeqCst);
         (r, w & FIRED != 0)
+    }
+
+    /// While a call guarded by this watchdog waits for other threads (a concurrent segment's
+    /// program threads): judge op `index` of thread `tid` instead, started at `start`, due after
+    /// `deadline`. The supervisor then reports the op really stuck, with its thread's stack.
+    pub fn retarget(&self, index: usize, start: Instant, deadline: Duration, tid: libc::pid_t) {
+        let w = &self.words;
+        if w.armed.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let since = start.saturating_duration_since(self.base);
+        let due = (since + deadline).as_millis() as u64 + 1;
+        let gen = self.gen.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let word = (due & DEADLINE_MASK) | ((gen << GEN_SHIFT) & !FIRED & !DEADLINE_MASK);
+        w.started
+            .store(since.as_millis() as u64 + 1, Ordering::Relaxed);
+        w.index.store(index as u64, Ordering::Relaxed);
+        w.tid.store(tid, Ordering::Relaxed);
+        w.armed.store(word, Ordering::SeqCst);
     }
 }
 
