@@ -656,11 +656,10 @@ mod tests {
             .collect();
         for f in faults {
             let f = f.unwrap_err();
-            assert_eq!(
-                (f.signal, f.offset),
-                (libc::SIGBUS, 32 * page() as u64),
-                "{f:?}"
-            );
+            assert_eq!(f.offset, 32 * page() as u64, "{f:?}");
+            // A thread that starts its access after another poisoned the range meets the
+            // poison (SIGSEGV) and says it is the same fault again.
+            assert!(f.signal == libc::SIGBUS || f.again, "{f:?}");
         }
         drop(m);
     }
