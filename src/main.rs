@@ -234,6 +234,9 @@ enum Cmd {
         /// Percentage of ops with a corrupted argument.
         #[arg(long, default_value_t = 5)]
         invalid: u32,
+        /// Chance (percent) that the body runs on several threads over shared handles.
+        #[arg(long, default_value_t = 0)]
+        threads: u32,
     },
     /// Write a libFuzzer seed corpus for a fuzz target: deterministic inputs whose programs
     /// together use the most kinds of ops (greedy cover), named by content hash.
@@ -648,6 +651,7 @@ fn real_main() -> Result<ExitCode> {
             ops,
             contexts,
             invalid,
+            threads,
         } => {
             let p = profile::by_name(&driver).with_context(|| {
                 let names: Vec<&str> = profile::ALL.iter().map(|p| p.name).collect();
@@ -660,6 +664,7 @@ fn real_main() -> Result<ExitCode> {
             cfg.body_ops = ops;
             cfg.contexts = contexts;
             cfg.invalid_percent = invalid;
+            cfg.thread_percent = threads.min(100);
             let mut c = RngChoices(rand::rngs::SmallRng::seed_from_u64(seed));
             let mut prog = generate(&mut c, &cfg);
             prog.set_header("seed", &seed.to_string());

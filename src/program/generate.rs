@@ -175,6 +175,9 @@ struct Gen<'a, C: Choices> {
     next_canary: u8,
     /// Where each body action's ops start: the ops of one action stay on one thread.
     actions: Vec<usize>,
+    /// The contexts as the prologue left them (streaming, buffers allocated): what a pump
+    /// thread starting right after it can use.
+    after_prologue: Vec<CtxModel>,
 }
 
 fn qi(q: Queue) -> usize {
@@ -859,6 +862,51 @@ impl<C: Choices> Gen<'_, C> {
     }
 }
 
+/// A pump's ops: rounds of QBUF OUTPUT and CAPTURE of each buffer pair, then DQBUF CAPTURE and
+/// OUTPUT, on a context the prologue left streaming with MMAP buffers on both queues (none
+/// when there is no such context).
+fn pump_ops(c: &mut impl Choices, ctxs: &[CtxModel], max_wait_ms: u32) -> Vec<Op> {
+    let usable: Vec<&CtxModel> = ctxs
+        .iter()
+        .filter(|m| {
+            m.q.iter()
+                .all(|q| q.streaming && q.count > 0 && q.memory == Some(Memory::Mmap))
+        })
+        .collect();
+    if usable.is_empty() {
+        return Vec::new();
+    }
+    let m = usable[c.below(usable.len() as u32) as usize];
+    let pairs = m.q[0].count.min(m.q[1].count);
+    let rounds = 4 + c.below(13);
+    let mut v = Vec::new();
+    for r in 0..rounds {
+        let index = r % pairs;
+        for queue in [Queue::Out, Queue::Cap] {
+            v.push(Op::Qbuf {
+                ctx: m.h,
+                queue,
+                index,
+                memory: None,
+                dmabuf: None,
+                request: None,
+                bytesused: None,
+                flags: None,
+                field: None,
+            });
+        }
+        for queue in [Queue::Cap, Queue::Out] {
+            v.push(Op::Dqbuf {
+                ctx: m.h,
+                queue,
+                memory: None,
+                timeout_ms: Some(max_wait_ms),
+            });
+        }
+    }
+    v
+}
+
 /// Generate a program for `cfg.profile` from `choices`.
 pub fn generate(choices: &mut impl Choices, cfg: &GenConfig) -> Program {
     let mut g = Gen {
@@ -872,8 +920,10 @@ pub fn generate(choices: &mut impl Choices, cfg: &GenConfig) -> Program {
         canaries: BTreeMap::new(),
         next_canary: 0x5a,
         actions: Vec::new(),
+        after_prologue: Vec::new(),
     };
     g.prologue();
+    g.after_prologue = g.ctxs.clone();
     let body = g.ops.len();
     for _ in 0..cfg.body_ops {
         if g.c.exhausted() {
@@ -908,7 +958,15 @@ impl<C: Choices> Gen<'_, C> {
             };
         }
         let n = 2 + c.below(3);
-        let mut steps = Vec::with_capacity(self.ops.len() + 8);
+        // Half the time one more thread is a client streaming one context as fast as it can
+        // (QBUF both queues, DQBUF both) while the body's threads act on the same handles: the
+        // chaos lands on live jobs.
+        let pump = if c.chance(50) {
+            pump_ops(c, &self.after_prologue, self.cfg.max_wait_ms)
+        } else {
+            Vec::new()
+        };
+        let mut steps = Vec::with_capacity(self.ops.len() + pump.len() + 8);
         let mut starts = self.actions.iter().copied().peekable();
         let mut thread = 0u8;
         for (i, op) in self.ops.into_iter().enumerate() {
@@ -927,6 +985,7 @@ impl<C: Choices> Gen<'_, C> {
             // The prologue's contexts and buffers exist before any thread starts.
             if i == body {
                 steps.push((0, Op::Barrier {}));
+                steps.extend(pump.iter().map(|op| (n as u8, op.clone())));
             }
             if i == tail {
                 steps.push((0, Op::Barrier {}));
