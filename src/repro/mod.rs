@@ -64,10 +64,14 @@ pub fn to_c(p: &Program) -> String {
                 let _ = writeln!(cleanup, "\tif ({v}.fd >= 0)\n\t\tclose({v}.fd);\n\tif ({v}.media >= 0)\n\t\tclose({v}.media);\n\t{v}.fd = {v}.media = -1;");
             }
             ResKind::Mapping => {
-                let _ = writeln!(s, "static unsigned char *{v};\nstatic size_t {v}_len;");
+                // `_gone`: unmapped by a thread while others may still be in it (see `to_c`).
+                let _ = writeln!(
+                    s,
+                    "static unsigned char *{v}, *{v}_gone;\nstatic size_t {v}_len, {v}_gone_len;"
+                );
                 let _ = writeln!(
                     cleanup,
-                    "\tif ({v})\n\t\tmunmap({v}, {v}_len);\n\t{v} = NULL;"
+                    "\tif ({v})\n\t\tmunmap({v}, {v}_len);\n\t{v} = NULL;\n\tif ({v}_gone)\n\t\tmunmap({v}_gone, {v}_gone_len);\n\t{v}_gone = NULL;"
                 );
             }
             _ => {
@@ -119,6 +123,12 @@ pub fn to_c(p: &Program) -> String {
                 }
                 Op::Check { map, byte } if !raced && canary.get(map) == Some(&(byte.0 & 0xff)) => {
                     code = code.replace("do_check(", "do_check_canary(");
+                }
+                // As the executor: a mapping another thread may be filling or checking right
+                // now goes when the round ends; later ops find it gone (NULL).
+                Op::Munmap { h } if concurrent => {
+                    let v = var(h);
+                    code = format!("\tif ({v}_gone)\n\t\tmunmap({v}_gone, {v}_gone_len);\n\t{v}_gone = {v}, {v}_gone_len = {v}_len;\n\tr = {v} ? 0 : -1;\n\t{v} = NULL;\n");
                 }
                 _ => {}
             }
