@@ -20,6 +20,8 @@ cargo test --locked
 ci/lab/run-tests.sh
 ci/lab/compliance.sh
 ci/lab/faults.sh
+# The switch only two threads on one context find (vim2m.race_mode), until programs have threads.
+ci/lab/race-check.sh
 ci/lab/replay.sh corpora
 ci/lab/repro-check.sh
 ci/lab/recover-check.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the static binaries the guest runs (m2mfuzz and the lab device test binary) into DIR/bin,
-# for LAB_ARCH's target (aarch64 for arm64, with Debian's Rust: see target_cargo).
+# Build the static binaries the guest runs (m2mfuzz, the lab device test binary and the race
+# programs of ci/lab/race/) into DIR/bin, for LAB_ARCH's target (aarch64 for arm64, with
+# Debian's Rust: see target_cargo; LAB_CC for the C programs).
 #   build-guest-bins.sh DIR
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -24,3 +25,9 @@ for l in sys.stdin:
         print(m["executable"])' \
     | while read -r exe; do cp "$exe" "$dest/bin/lab_devices"; done
 [ -x "$dest/bin/lab_devices" ] || die "lab_devices test binary not built"
+# The race programs (race-check.sh): C, static, with the same warnings as the reproducers.
+need_pkgs "${LAB_CC_PKGS[@]}"
+for src in "$LAB_DIR"/race/*.c; do
+    "$LAB_CC" -Wall -Wextra -Werror -O2 -static -pthread -o "$dest/bin/$(basename "$src" .c)" "$src" \
+        || die "$src does not compile"
+done
