@@ -895,13 +895,38 @@ fn pump_ops(c: &mut impl Choices, ctxs: &[CtxModel], max_wait_ms: u32) -> Vec<Op
                 field: None,
             });
         }
+        // Short waits: a buffer a restart handed back never completes, and a pump that waits
+        // out the longest wait for it starts few jobs.
         for queue in [Queue::Cap, Queue::Out] {
             v.push(Op::Dqbuf {
                 ctx: m.h,
                 queue,
                 memory: None,
-                timeout_ms: Some(max_wait_ms),
+                timeout_ms: Some(max_wait_ms.min(100)),
             });
+        }
+    }
+    v
+}
+
+/// A restarting thread's ops on `ctx`: `rounds` times a short pause (0-3 ms), STREAMOFF and
+/// STREAMON of a queue, now and then a QUERYBUF or G_FMT between.
+fn restart_ops(c: &mut impl Choices, ctx: Handle, rounds: usize) -> Vec<Op> {
+    let mut v = Vec::new();
+    for _ in 0..rounds {
+        v.push(Op::Sleep { ms: c.below(4) });
+        let queue = if c.chance(50) { Queue::Out } else { Queue::Cap };
+        v.push(Op::Streamoff { ctx, queue });
+        if c.chance(20) {
+            v.push(Op::Querybuf {
+                ctx,
+                queue,
+                index: c.below(4),
+            });
+        }
+        v.push(Op::Streamon { ctx, queue });
+        if c.chance(10) {
+            v.push(Op::GFmt { ctx, queue });
         }
     }
     v
@@ -946,7 +971,8 @@ pub fn generate(choices: &mut impl Choices, cfg: &GenConfig) -> Program {
 impl<C: Choices> Gen<'_, C> {
     /// The program, its body spread over threads when the share says so: after the prologue
     /// and a barrier, each action's ops on one thread, a barrier before an action now and then,
-    /// and the tail (closing timelines) on the main thread after a last barrier.
+    /// and the tail (closing timelines) on the main thread after a last barrier. Half the
+    /// time, two more threads in the first segment: a pump and a restarter of its stream.
     fn threads(self, body: usize, tail: usize) -> Program {
         let header = vec![("driver".to_string(), self.cfg.profile.name.to_string())];
         let c = self.c;
@@ -965,6 +991,13 @@ impl<C: Choices> Gen<'_, C> {
             pump_ops(c, &self.after_prologue, self.cfg.max_wait_ms)
         } else {
             Vec::new()
+        };
+        // And beside a pump, a thread that restarts its stream again and again (a client's
+        // seek or flush: STREAMOFF, STREAMON of one queue), with other looks at the same
+        // context between: what a cancel does to jobs in flight at every point of their life.
+        let restarts = match pump.first() {
+            Some(Op::Qbuf { ctx, .. }) => restart_ops(c, *ctx, pump.len() / 4),
+            _ => Vec::new(),
         };
         let mut steps = Vec::with_capacity(self.ops.len() + pump.len() + 8);
         let mut starts = self.actions.iter().copied().peekable();
@@ -986,6 +1019,7 @@ impl<C: Choices> Gen<'_, C> {
             if i == body {
                 steps.push((0, Op::Barrier {}));
                 steps.extend(pump.iter().map(|op| (n as u8, op.clone())));
+                steps.extend(restarts.iter().map(|op| (n as u8 + 1, op.clone())));
             }
             if i == tail {
                 steps.push((0, Op::Barrier {}));
