@@ -140,6 +140,10 @@ enum Cmd {
         /// Continue a shrink from its state file, after a reboot.
         #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "finding", "lab", "state"])]
         resume: Option<PathBuf>,
+        /// Runs a candidate with threads (or several programs at once) gets before it counts as
+        /// not reproducing: a race shows in some runs only. A candidate on one thread runs once.
+        #[arg(long, default_value_t = m2mfuzz::shrink::session::RACE_TRIES)]
+        tries: u32,
     },
     /// Write a standalone C reproducer of a program (libc and kernel headers only).
     Repro {
@@ -520,7 +524,8 @@ fn real_main() -> Result<ExitCode> {
             out,
             state,
             resume,
-        } => shrink_cmd(input, &finding, lab, out, state, resume),
+            tries,
+        } => shrink_cmd(input, &finding, lab, out, state, resume, tries),
         Cmd::Repro { c, program, out } => {
             anyhow::ensure!(c, "give the format: --c (the only one so far)");
             let prog = program::text::parse_file(&program)?;
@@ -728,6 +733,7 @@ fn shrink_cmd(
     out: Option<PathBuf>,
     state_file: Option<PathBuf>,
     resume: Option<PathBuf>,
+    tries: u32,
 ) -> Result<ExitCode> {
     use m2mfuzz::shrink::session::{self, Outcome, State, Where};
     let (state, state_file, place) = match resume {
@@ -749,7 +755,8 @@ fn shrink_cmd(
         }
         None => {
             let input = input.expect("clap requires INPUT without --resume");
-            let st = State::new(&input, finding, out)?;
+            let mut st = State::new(&input, finding, out)?;
+            st.tries = tries.max(1);
             let place = lab.map_or(Where::Here, Where::Lab);
             // Lockdep targets outside the lab get a state file whether asked or not.
             let default_state = || {

@@ -56,6 +56,17 @@ pub struct State {
     /// program): the shrink tries the program cut after it first.
     #[serde(default)]
     pub cut_after: Option<usize>,
+    /// Runs a candidate with threads (or several programs at once) gets before it counts as
+    /// not reproducing.
+    #[serde(default = "race_tries")]
+    pub tries: u32,
+}
+
+/// Runs a racy candidate gets by default: a race shows in some runs only.
+pub const RACE_TRIES: u32 = 5;
+
+fn race_tries() -> u32 {
+    RACE_TRIES
 }
 
 /// How a shrink invocation ended.
@@ -101,6 +112,7 @@ impl State {
             input: input.display().to_string(),
             out,
             wanted: wanted.to_vec(),
+            tries: RACE_TRIES,
             ..Default::default()
         };
         if input.is_dir() {
@@ -220,17 +232,28 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
         if let Some(f) = state_file {
             let _ = st.save(f);
         }
-        let got = run_candidate(progs, &switches, place, &mut keeper.borrow_mut());
-        ran_here.set(ran_here.get() + 1);
-        st.runs += 1;
-        st.pending = None;
-        let got = match got {
-            Ok(g) => g,
-            Err(e) => {
-                eprintln!("candidate {k}: {e:#}; counted as not reproducing");
-                run::Found::new()
+        // A race may not show in one run: a candidate with threads gets several.
+        let racy = progs.len() > 1 || progs.iter().any(|p| p.is_threaded());
+        let tries = if racy { st.tries.max(1) } else { 1 };
+        let mut got = run::Found::new();
+        for _ in 0..tries {
+            let once = run_candidate(progs, &switches, place, &mut keeper.borrow_mut());
+            ran_here.set(ran_here.get() + 1);
+            st.runs += 1;
+            match once {
+                Ok(g) => got = g,
+                Err(e) => {
+                    eprintln!("candidate {k}: {e:#}; counted as not reproducing");
+                    got = run::Found::new();
+                    break;
+                }
             }
-        };
+            let all = !st.target.is_empty() && st.target.iter().all(|t| got.contains_key(t));
+            if st.target.is_empty() || all {
+                break;
+            }
+        }
+        st.pending = None;
         if st.target.is_empty() {
             st.target = got
                 .keys()
