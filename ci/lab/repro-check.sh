@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # C reproducers reproduce: for each corpus program, `m2mfuzz repro --c`, compile it statically on
 # the host, run it in a fresh lab boot (its # switch: on the kernel command line) under
-# `m2mfuzz watch`, and require the findings its # expect: lines name: exactly those, or with
+# `m2mfuzz watch` (a threaded program that expects a finding repeats for up to 60 s, until a
+# finding or a kernel report), and require the findings its # expect: lines name: exactly those, or with
 # --at-least those and maybe more (a shrunk stress finding names the one finding it was shrunk
 # for; lockdep may report the same bad lock use as another class too).
 #   repro-check.sh [--out DIR] [--at-least] [PROGRAM…]   (default: corpora/*/*.m2m)
@@ -26,10 +27,13 @@ fail=0
 for p in "${progs[@]}"; do
     name=$(basename "$p" .m2m)
     host_run "$out/share/bin/m2mfuzz" repro --c "$p" -o "$out/share/repros/$name.c"
-    gcc -Wall -Wextra -Werror -O2 -static -I"$headers" -o "$out/share/repros/$name" "$out/share/repros/$name.c" \
+    gcc -Wall -Wextra -Werror -O2 -static -pthread -I"$headers" -o "$out/share/repros/$name" "$out/share/repros/$name.c" \
         || die "$name: the reproducer does not compile"
     sw=$(sed -n 's/^# switch: //p' "$p" | head -1)
-    printf '/host/bin/m2mfuzz watch --json -- /host/repros/%s > /host/out/%s.jsonl\n' "$name" "$name" > "$out/job-$name.sh"
+    # A race (a threaded program that expects a finding) may need many rounds: up to 60 s.
+    secs=""
+    if head -1 "$p" | grep -q 'program v2' && grep '^# expect: ' "$p" | grep -qvx '# expect: clean'; then secs=60; fi
+    printf '/host/bin/m2mfuzz watch --json -- /host/repros/%s %s > /host/out/%s.jsonl\n' "$name" "$secs" "$name" > "$out/job-$name.sh"
     if ! lab_boot_status "$out/$name" --share "$out/share" --timeout 300 --cmdline "$sw" "$out/job-$name.sh" \
         && guest_failed "$LAB_RC"; then
         printf '%-28s %s\n' "$name" "GUEST FAILED (exit $LAB_RC; console: $out/$name/console.log)"; fail=1; continue

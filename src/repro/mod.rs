@@ -39,7 +39,7 @@ pub fn to_c(p: &Program) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "/*\n * m2mfuzz reproducer. Build: gcc -Wall -O2 -pthread -o repro repro.c; run as root\n * (`./repro 60` repeats the program for up to 60 s, until a finding).\n *"
+        "/*\n * m2mfuzz reproducer. Build: gcc -Wall -O2 -pthread -o repro repro.c; run as root\n * (`./repro 60` repeats the program for up to 60 s, until a finding or a kernel report).\n *"
     );
     let _ = writeln!(s, " * The program it was generated from:\n *");
     for line in p.to_string().lines() {
@@ -162,7 +162,7 @@ pub fn to_c(p: &Program) -> String {
     let _ = writeln!(s, "/* Close and unmap everything, so the next round starts clean. */\nstatic void cleanup(void)\n{{\n{cleanup}\tmemset(complete_buf, 0, sizeof(complete_buf));\n}}\n");
     let _ = writeln!(
         s,
-        "int main(int argc, char **argv)\n{{\n\tdouble seconds = argc > 1 ? atof(argv[1]) : 0;\n\tdouble start = now_s();\n\tsetvbuf(stdout, NULL, _IONBF, 0);\n\tinstall_fault_handler();\n\tdo {{\n\t\trun_program();\n\t\tcleanup();\n\t\trounds++;\n\t}} while (!findings && now_s() - start < seconds);\n\tif (rounds > 1)\n\t\tprintf(\"%d rounds\\n\", rounds);\n\tprintf(\"%d ok, %d errors\\n\", ok_count, err_count);\n\treturn 0;\n}}"
+        "int main(int argc, char **argv)\n{{\n\tdouble seconds = argc > 1 ? atof(argv[1]) : 0;\n\tdouble start = now_s();\n\tsetvbuf(stdout, NULL, _IONBF, 0);\n\tinstall_fault_handler();\n\tif (seconds > 0)\n\t\tkmsg_open();\n\tdo {{\n\t\trun_program();\n\t\tcleanup();\n\t\trounds++;\n\t}} while (!findings && !kernel_reported() && now_s() - start < seconds);\n\tif (rounds > 1)\n\t\tprintf(\"%d rounds\\n\", rounds);\n\tprintf(\"%d ok, %d errors\\n\", ok_count, err_count);\n\treturn 0;\n}}"
     );
     s
 }

@@ -40,6 +40,39 @@ HELPER int ok_count, err_count, rounds;
 /* FINDING lines printed: a repeated program stops at the first. */
 HELPER int findings;
 
+/* The kernel log from the start on, read between rounds: a repeated program stops at the first
+ * kernel report too (m2mfuzz watch, or a person, reads and judges it). */
+HELPER int kmsg_fd = -1;
+
+HELPER void kmsg_open(void)
+{
+	kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (kmsg_fd >= 0)
+		lseek(kmsg_fd, 0, SEEK_END);
+}
+
+/* 1 when the kernel logged a report (a WARNING, BUG, lockdep or hung-task report) since the last call. */
+HELPER int kernel_reported(void)
+{
+	char rec[2048];
+	int seen = 0;
+	ssize_t n;
+	if (kmsg_fd < 0)
+		return 0;
+	while ((n = read(kmsg_fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		if (n <= 0)
+			continue;
+		rec[n] = 0;
+		if (strstr(rec, "WARNING:") || strstr(rec, "BUG:") || strstr(rec, "possible circular locking") ||
+		    strstr(rec, "Invalid wait context") || strstr(rec, "blocked for more than")) {
+			char *text = strchr(rec, ';');
+			printf("kernel report: %s", text ? text + 1 : rec);
+			seen = 1;
+		}
+	}
+	return seen;
+}
+
 HELPER double now_s(void)
 {
 	struct timespec t;
