@@ -909,12 +909,20 @@ fn pump_ops(c: &mut impl Choices, ctxs: &[CtxModel], max_wait_ms: u32) -> Vec<Op
     v
 }
 
-/// A restarting thread's ops on `ctx`: `rounds` times a short pause (0-3 ms), STREAMOFF and
-/// STREAMON of a queue, now and then a QUERYBUF or G_FMT between.
+/// A restarting thread's ops on `ctx`: `rounds` times a pause, STREAMOFF and STREAMON of a
+/// queue, now and then a QUERYBUF or G_FMT between. Half the pauses are short (0-3 ms: a
+/// restart right after the last); the others are up to 120 ms, so that the restarts land all
+/// over the pump's life rather than in its first rounds (after a restart the pump waits out
+/// its DQBUF timeout, 100 ms, for the buffers the STREAMOFF handed back).
 fn restart_ops(c: &mut impl Choices, ctx: Handle, rounds: usize) -> Vec<Op> {
     let mut v = Vec::new();
     for _ in 0..rounds {
-        v.push(Op::Sleep { ms: c.below(4) });
+        let ms = if c.chance(50) {
+            c.below(4)
+        } else {
+            4 + c.below(117)
+        };
+        v.push(Op::Sleep { ms });
         let queue = if c.chance(50) { Queue::Out } else { Queue::Cap };
         v.push(Op::Streamoff { ctx, queue });
         if c.chance(20) {
