@@ -21,14 +21,15 @@ fn headers() -> Vec<String> {
     }
 }
 
-fn compiles(name: &str, code: &str) {
+/// Compile `code` as `name` with the reproducers' flags (`-O1`, or `opt`) and return the binary.
+fn compile(name: &str, code: &str, opt: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("m2mfuzz-repro-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join(format!("{name}.c"));
+    let (src, bin) = (dir.join(format!("{name}.c")), dir.join(name));
     std::fs::write(&src, code).unwrap();
     let out = Command::new("gcc")
-        .args(["-Wall", "-Wextra", "-Werror", "-O1", "-pthread", "-o"])
-        .arg(dir.join(name))
+        .args(["-Wall", "-Wextra", "-Werror", opt, "-pthread", "-o"])
+        .arg(&bin)
         .args(headers())
         .arg(&src)
         .output()
@@ -38,6 +39,11 @@ fn compiles(name: &str, code: &str) {
         "{name}: gcc failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    bin
+}
+
+fn compiles(name: &str, code: &str) {
+    compile(name, code, "-O1");
 }
 
 #[test]
@@ -148,22 +154,7 @@ int main(int argc, char **argv)"#;
             "\tinstall_fault_handler();\n\tm0 = test_mapping(&m0_len);\n",
             1,
         );
-    let dir = std::env::temp_dir().join(format!("m2mfuzz-repro-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (src, bin) = (dir.join("fault.c"), dir.join("fault"));
-    std::fs::write(&src, &code).unwrap();
-    let out = Command::new("gcc")
-        .args(["-Wall", "-Wextra", "-Werror", "-O2", "-pthread", "-o"])
-        .arg(&bin)
-        .args(headers())
-        .arg(&src)
-        .output()
-        .expect("gcc");
-    assert!(
-        out.status.success(),
-        "gcc failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let bin = compile("fault", &code, "-O2");
     let run = Command::new(&bin).output().unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{:?}\n{stdout}", run.status);
@@ -182,5 +173,6 @@ int main(int argc, char **argv)"#;
         "{stdout}"
     );
     assert_eq!(lines.last(), Some(&"1 ok, 3 errors"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(bin.with_extension("c"));
+    let _ = std::fs::remove_file(&bin);
 }

@@ -735,17 +735,7 @@ impl<C: Choices> Gen<'_, C> {
         };
         if !self.ctxs[ci].q[1].queued.contains(&index) {
             self.canary(m);
-            self.push(Op::Qbuf {
-                ctx,
-                queue: Queue::Cap,
-                index,
-                memory: None,
-                dmabuf: None,
-                request: None,
-                bytesused: None,
-                flags: None,
-                field: None,
-            });
+            self.push(mmap_qbuf(ctx, Queue::Cap, index));
             self.ctxs[ci].q[1].queued.push_back(index);
             self.qbuf(ci, Queue::Out);
         }
@@ -862,6 +852,21 @@ impl<C: Choices> Gen<'_, C> {
     }
 }
 
+/// A QBUF of MMAP buffer `index` with nothing else set (the kernel fills in the rest).
+fn mmap_qbuf(ctx: Handle, queue: Queue, index: u32) -> Op {
+    Op::Qbuf {
+        ctx,
+        queue,
+        index,
+        memory: None,
+        dmabuf: None,
+        request: None,
+        bytesused: None,
+        flags: None,
+        field: None,
+    }
+}
+
 /// A pump's ops: rounds of QBUF OUTPUT and CAPTURE of each buffer pair, then DQBUF CAPTURE and
 /// OUTPUT, on a context the prologue left streaming with MMAP buffers on both queues (none
 /// when there is no such context).
@@ -883,17 +888,7 @@ fn pump_ops(c: &mut impl Choices, ctxs: &[CtxModel], max_wait_ms: u32) -> Vec<Op
     for r in 0..rounds {
         let index = r % pairs;
         for queue in [Queue::Out, Queue::Cap] {
-            v.push(Op::Qbuf {
-                ctx: m.h,
-                queue,
-                index,
-                memory: None,
-                dmabuf: None,
-                request: None,
-                bytesused: None,
-                flags: None,
-                field: None,
-            });
+            v.push(mmap_qbuf(m.h, queue, index));
         }
         // Short waits: a buffer a restart handed back never completes, and a pump that waits
         // out the longest wait for it starts few jobs.
