@@ -232,6 +232,9 @@ pub struct Replayed {
     pub got: BTreeSet<String>,
     /// Wall time.
     pub seconds: f64,
+    /// Runs made: more than one only for a threaded program that expects findings (see
+    /// [`replay_one`]).
+    pub runs: u32,
 }
 
 /// Sets switches; puts the old values back when dropped.
@@ -269,11 +272,13 @@ impl Drop for Applied {
 /// Replay one entry in this boot, the ledger reading `keeper`'s tracefs instance.
 pub fn replay_one(e: &Entry, keeper: &mut crate::oracle::TraceKeeper) -> Replayed {
     let start = Instant::now();
-    let done = |status, got| Replayed {
+    let mut runs = 0;
+    let done = |status, got, runs| Replayed {
         path: e.path.clone(),
         status,
         got,
         seconds: start.elapsed().as_secs_f64(),
+        runs,
     };
     let lockdep_on = crate::device::debug_state::read().lockdep_enabled;
     if lockdep_on == Some(false) {
@@ -284,27 +289,42 @@ pub fn replay_one(e: &Entry, keeper: &mut crate::oracle::TraceKeeper) -> Replaye
                     .into(),
             },
             BTreeSet::new(),
+            runs,
         );
     }
     let applied = match Applied::apply(&e.switches) {
         Ok(a) => a,
-        Err(reason) => return done(Status::NotRun { reason }, BTreeSet::new()),
+        Err(reason) => return done(Status::NotRun { reason }, BTreeSet::new(), runs),
     };
-    let mut oracles = OracleSet::keeping(
-        OracleOptions {
-            fence_deadline: Duration::from_secs(5),
-            ..Default::default()
-        },
-        keeper,
-    );
-    Executor::new(ExecOptions::default()).run_observed(&e.program, &mut oracles);
-    let verdict = oracles.finish();
-    drop(applied);
-    let got: BTreeSet<String> = verdict.findings.iter().map(|f| f.to_string()).collect();
     let want = match &e.expect {
         Expect::Clean => BTreeSet::new(),
         Expect::Findings(f) => f.clone(),
     };
+    // A race shows in some runs only: a threaded program that expects findings gets up to as
+    // many runs as a shrink candidate does, until it shows them. One that expects none runs once
+    // (a run with a finding is a finding).
+    let tries = if e.program.is_threaded() && !want.is_empty() {
+        crate::shrink::session::RACE_TRIES
+    } else {
+        1
+    };
+    let (verdict, got) = loop {
+        let mut oracles = OracleSet::keeping(
+            OracleOptions {
+                fence_deadline: Duration::from_secs(5),
+                ..Default::default()
+            },
+            keeper,
+        );
+        Executor::new(ExecOptions::default()).run_observed(&e.program, &mut oracles);
+        let verdict = oracles.finish();
+        runs += 1;
+        let got: BTreeSet<String> = verdict.findings.iter().map(|f| f.to_string()).collect();
+        if got == want || runs >= tries || !got.is_empty() {
+            break (verdict, got);
+        }
+    };
+    drop(applied);
     let status = if !verdict.notes.is_empty() && verdict.notes.iter().any(|n| n.starts_with("no "))
     {
         Status::NotRun {
@@ -340,7 +360,7 @@ pub fn replay_one(e: &Entry, keeper: &mut crate::oracle::TraceKeeper) -> Replaye
             reason: r.join("; "),
         }
     };
-    done(status, got)
+    done(status, got, runs)
 }
 
 /// A summary table of replays.
@@ -361,7 +381,12 @@ pub fn table(results: &[Replayed]) -> String {
             Status::Fail { reason } => ("FAIL", reason.clone()),
             Status::NotRun { reason } => ("NOT RUN", reason.clone()),
         };
-        s += &format!("{name:<44} {status:<8} {:>7.1}  {why}\n", r.seconds);
+        let runs = if r.runs > 1 {
+            format!(" ({} runs)", r.runs)
+        } else {
+            String::new()
+        };
+        s += &format!("{name:<44} {status:<8} {:>7.1}  {why}{runs}\n", r.seconds);
     }
     let pass = results
         .iter()
