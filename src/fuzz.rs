@@ -1,7 +1,8 @@
 //! The libFuzzer harness behind the `fuzz/` targets: fuzz bytes → a driver-aware program → the
 //! supervised executor on that driver's node → the oracles, with the kernel's coverage of the
 //! execution (KCOV, per-thread and remote) handed back as hashed edges for libFuzzer's extra
-//! counters.
+//! counters. Findings are stored like stress findings (one directory per signature, the first
+//! input that showed it kept beside its program, hit counts) and fuzzing goes on.
 use crate::exec::supervise::run_supervised_with;
 use crate::exec::ExecOptions;
 use crate::kcov::{self, Area};
@@ -10,7 +11,9 @@ use crate::profile::driver::by_name;
 use crate::profile::DriverProfile;
 use crate::program::generate::from_bytes;
 use crate::program::Program;
+use crate::stress::store::{FindingMeta, RunDir};
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,6 +66,22 @@ pub struct Harness {
     edges_file: Option<std::path::PathBuf>,
     /// The ledger's tracefs instance, kept from input to input (removed when the harness drops).
     trace: crate::oracle::TraceKeeper,
+    /// Where findings are stored (`M2MFUZZ_FINDINGS`).
+    store: RunDir,
+    /// Module parameters the boot set, recorded as each stored program's `# switch:`.
+    switches: Vec<String>,
+    /// Inputs that showed a finding, and findings stored new, in this process.
+    finding_inputs: u64,
+    new_findings: u64,
+    started: Instant,
+}
+
+/// What [`Harness::keep`] did with one input's findings.
+pub struct Kept {
+    /// The findings whose signature this run had not stored yet, each with its directory.
+    pub new: Vec<(Finding, PathBuf)>,
+    /// Findings of known signatures (their hit counts raised).
+    pub known: usize,
 }
 
 impl Harness {
@@ -104,6 +123,30 @@ impl Harness {
                 "m2mfuzz: kernel coverage from KCOV (per-thread and remote), guidance {guidance:?}"
             );
         }
+        let dir: PathBuf = std::env::var_os("M2MFUZZ_FINDINGS")
+            .map(Into::into)
+            .unwrap_or_else(|| PathBuf::from("m2mfuzz-findings").join(driver));
+        let store = match RunDir::findings_only(&dir) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!(
+                    "m2mfuzz: cannot keep findings in {}: {e:#}; set M2MFUZZ_FINDINGS=DIR to a \
+                     writable directory",
+                    dir.display()
+                );
+                std::process::exit(2);
+            }
+        };
+        let known = store.known.lock().unwrap().len();
+        eprintln!(
+            "m2mfuzz: findings are stored in {}/findings ({known} there already; M2MFUZZ_FINDINGS \
+             overrides) and fuzzing goes on after each",
+            dir.display()
+        );
+        let switches = crate::corpus::cmdline_switches(
+            &std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
+            std::path::Path::new("/sys/module"),
+        );
         Harness {
             profile,
             cov,
@@ -115,7 +158,76 @@ impl Harness {
             last_note: Instant::now(),
             edges_file: std::env::var_os("M2MFUZZ_EDGES_FILE").map(Into::into),
             trace: Default::default(),
+            store,
+            switches,
+            finding_inputs: 0,
+            new_findings: 0,
+            started: Instant::now(),
         }
+    }
+
+    /// The findings directory.
+    pub fn findings_dir(&self) -> &std::path::Path {
+        &self.store.path
+    }
+
+    /// Store the findings of one input (the input that ran last, as [`Harness::run`]'s number
+    /// for it): a new signature gets a directory with `input.bin` (these bytes), its decoded
+    /// program (every finding of the input as `# expect:`, the boot's switches as `# switch:`)
+    /// and the evidence; a known one gets its hit count raised. A write that fails is reported
+    /// and counted, and fuzzing goes on.
+    pub fn keep(&mut self, data: &[u8], findings: &[Finding]) -> Kept {
+        let mut kept = Kept {
+            new: Vec::new(),
+            known: 0,
+        };
+        if findings.is_empty() {
+            return kept;
+        }
+        self.finding_inputs += 1;
+        let mut program = self.program(data);
+        if !self.switches.is_empty() {
+            program.set_header("switch", &self.switches.join(" "));
+        }
+        let mut expects: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
+        expects.sort();
+        expects.dedup();
+        for e in &expects {
+            program.add_header("expect", e);
+        }
+        let at = self.started.elapsed().as_secs_f64();
+        for f in findings {
+            let meta = FindingMeta {
+                kind: f.kind.to_string(),
+                title: f.title.clone(),
+                signature: f.signature.clone(),
+                under_test: f.under_test,
+                first_seen_s: at,
+                epoch: self.execs,
+                hits: 1,
+                op: f.op,
+                switches: self.switches.clone(),
+                clause: f.clause,
+                ..Default::default()
+            };
+            let r = self
+                .store
+                .finding(f, meta, &program, &[], &[("input.bin", data)]);
+            match self.store.keep("a finding", r) {
+                Some(true) => {
+                    self.new_findings += 1;
+                    let dir = self
+                        .store
+                        .path
+                        .join("findings")
+                        .join(crate::stress::store::slug(&f.signature));
+                    kept.new.push((f.clone(), dir));
+                }
+                Some(false) => kept.known += 1,
+                None => {}
+            }
+        }
+        kept
     }
 
     fn open_coverage() -> anyhow::Result<Coverage> {
@@ -178,6 +290,17 @@ impl Harness {
                 // What the oracles saw before the op stuck is kept (a WARN that preceded it).
                 let mut v = run.with_observer(|o| o.so_far()).findings;
                 v.push(Finding::stuck(&prog.ops[run.stuck.index], &run.stuck));
+                // The stuck thread keeps its KCOV area enabled: the next inputs get a new one
+                // (the stuck thread's is left to it) so coverage goes on with fuzzing.
+                if let Some(c) = self.cov.as_mut() {
+                    match Area::open(WORDS) {
+                        Ok(a) => c.thread = Arc::new(a),
+                        Err(e) => eprintln!(
+                            "m2mfuzz: no new KCOV area after a stuck op ({e:#}): per-thread \
+                             coverage stops here, remote coverage goes on"
+                        ),
+                    }
+                }
                 v
             }
         };
@@ -213,12 +336,15 @@ impl Harness {
             self.last_note = Instant::now();
             let ms = |s: f64| s * 1000.0 / self.execs as f64;
             eprintln!(
-                "m2mfuzz: {} execs, {} kernel edges; per exec: {:.0} ms ops, {:.0} ms oracles, {:.0} ms coverage",
+                "m2mfuzz: {} execs, {} kernel edges; per exec: {:.0} ms ops, {:.0} ms oracles, {:.0} ms coverage; \
+                 findings: {} new, on {} inputs",
                 self.execs,
                 self.distinct,
                 ms(self.secs[0]),
                 ms(self.secs[1]),
-                ms(self.secs[2])
+                ms(self.secs[2]),
+                self.new_findings,
+                self.finding_inputs
             );
         }
     }

@@ -2,7 +2,9 @@
 # Run a cargo fuzz target in the lab: built statically without a sanitizer, run in a fresh boot
 # for SECONDS against the lab's drivers, with kernel coverage guiding it (KCOV=on), only counted
 # (observe) or not collected (off). Results in OUT/share/out: fuzz.log (libFuzzer's output),
-# edges ("EXECS EDGES": distinct kernel edges seen), corpus/, artifacts/. Prints one summary line.
+# edges ("EXECS EDGES": distinct kernel edges seen), corpus/, findings/ (one directory per finding
+# signature: finding.json, input.bin, program.m2m, evidence.txt; fuzzing goes on after each),
+# artifacts/ (libFuzzer's own: a crash of m2mfuzz itself). Prints one summary line.
 #   fuzz.sh [--out DIR] [--target m2m_vim2m] [--seconds 300] [--kcov on|observe|off]
 #           [--cmdline "SWITCHES"] [--seeds DIR] [-- LIBFUZZER-ARGS…]
 set -euo pipefail
@@ -30,11 +32,11 @@ rm -rf "$out"; mkdir -p "$out/share/seeds"
 build_fuzz_target "$target" "$out/share"
 {
     echo "cd /host && mkdir -p out/corpus out/artifacts"
-    printf 'M2MFUZZ_KCOV=%s M2MFUZZ_EDGES_FILE=/host/out/edges ./bin/%s -max_total_time=%s -rss_limit_mb=0 -timeout=120 -artifact_prefix=/host/out/artifacts/' "$kcov" "$target" "$secs"
+    printf 'M2MFUZZ_KCOV=%s M2MFUZZ_EDGES_FILE=/host/out/edges M2MFUZZ_FINDINGS=/host/out ./bin/%s -max_total_time=%s -rss_limit_mb=0 -timeout=120 -artifact_prefix=/host/out/artifacts/' "$kcov" "$target" "$secs"
     [ $# -eq 0 ] || printf ' %q' "$@"
     echo ' /host/out/corpus /host/seeds > /host/out/fuzz.log 2>&1'
     echo 'echo "libfuzzer exit $?" >> /host/out/fuzz.log'
-    # The harness removes its tracefs instance at exit (not after an abort on a finding).
+    # The harness removes its tracefs instance at exit.
     echo 'echo "tracefs instances left: $(ls /sys/kernel/tracing/instances | tr "\n" " ")" >> /host/out/fuzz.log'
     echo "exit 0"
 } > "$out/job.sh"
@@ -46,4 +48,9 @@ log_file="$out/share/out/fuzz.log"
 read -r execs edges < "$out/share/out/edges" 2>/dev/null || { execs=0; edges=0; }
 cov=$(grep -o 'cov: [0-9]*' "$log_file" | tail -1 | cut -d' ' -f2 || true)
 arts=$(ls "$out/share/out/artifacts" | tr '\n' ' ')
-echo "$target kcov=$kcov ${secs}s: execs $execs, kernel edges $edges, libFuzzer cov ${cov:-0}, artifacts: ${arts:-none}"
+nfind=0 hits=0
+for j in "$out"/share/out/findings/*/finding.json; do
+    [ -f "$j" ] || continue
+    nfind=$((nfind + 1)) hits=$((hits + $(sed -n 's/^ *"hits": \([0-9]*\).*/\1/p' "$j")))
+done
+echo "$target kcov=$kcov ${secs}s: execs $execs, kernel edges $edges, libFuzzer cov ${cov:-0}, findings $nfind (hits $hits), artifacts: ${arts:-none}"

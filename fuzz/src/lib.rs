@@ -34,8 +34,10 @@ extern "C" fn drop_harness() {
     });
 }
 
-/// Run one fuzz input; a finding aborts with its title so libFuzzer keeps the input
-/// (`m2mfuzz decode` turns it back into a program).
+/// Run one fuzz input. Its findings are stored in the harness's findings directory (a new
+/// signature with this input as `input.bin`; `m2mfuzz decode` turns it back into a program) and
+/// fuzzing goes on. `M2MFUZZ_ABORT_ON_FINDING=1` aborts on the first finding instead, so
+/// libFuzzer keeps the input as a crash artifact (for `-minimize_crash`).
 pub fn run(data: &[u8]) {
     let mut guard = HARNESS.lock().unwrap_or_else(|e| e.into_inner());
     let h = guard.as_mut().expect("init ran first");
@@ -48,17 +50,23 @@ pub fn run(data: &[u8]) {
             *c = (*c).saturating_add(1);
         }
     });
-    if let Some(f) = findings.first() {
+    if findings.is_empty() {
+        return;
+    }
+    let kept = h.keep(data, &findings);
+    for (f, dir) in &kept.new {
         eprintln!(
-            "m2mfuzz: finding on input ({} bytes):\n{}\n{}",
+            "m2mfuzz: new finding on input ({} bytes), stored in {}:\n{}\n{}\nFINDING: {}: {}",
             data.len(),
+            dir.display(),
             h.program(data),
-            f.evidence
+            f.evidence,
+            f.kind,
+            f.title
         );
-        // Every finding, as `watch` and the C reproducers print them: replay expects them all.
-        for f in &findings {
-            eprintln!("FINDING: {}: {}", f.kind, f.title);
-        }
+    }
+    if std::env::var("M2MFUZZ_ABORT_ON_FINDING").as_deref() == Ok("1") {
+        let f = &findings[0];
         panic!("m2mfuzz finding: {}: {}", f.kind, f.title);
     }
 }

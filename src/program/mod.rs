@@ -112,6 +112,11 @@ impl Program {
         self.ops.push(op);
     }
 
+    /// Add a header line, beside any of the same key (`# expect:` may repeat).
+    pub fn add_header(&mut self, key: &str, value: &str) {
+        self.header.push((key.to_string(), value.to_string()));
+    }
+
     /// Set (or replace) a header value.
     pub fn set_header(&mut self, key: &str, value: &str) {
         match self.header.iter_mut().find(|(k, _)| k == key) {

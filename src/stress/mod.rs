@@ -548,6 +548,7 @@ pub(crate) fn store_finding(
         meta,
         &program,
         if own.is_some() { &[] } else { programs },
+        &[],
     )?;
     Ok(new.then(|| f.to_string()))
 }

@@ -10,6 +10,9 @@
 //! RUN/summary.json             totals, written at the end
 //! RUN/recovered.json           what `stress --recover` stored from a dead run's console
 //! ```
+//!
+//! A fuzz target keeps its findings in the same layout ([`RunDir::findings_only`]): `findings/`
+//! only, each with the input that first showed it as `input.bin`.
 use crate::oracle::Finding;
 use crate::program::Program;
 use anyhow::{Context, Result};
@@ -34,9 +37,10 @@ pub struct FindingMeta {
     pub under_test: bool,
     /// Seconds from the run's start to the first time it was seen.
     pub first_seen_s: f64,
-    /// Epoch it was first seen in.
+    /// Epoch it was first seen in (stress), or the number of the fuzz input that first showed
+    /// it, counted from 1 in its fuzz process (fuzz targets).
     pub epoch: u64,
-    /// How many epochs showed it.
+    /// How many epochs (stress) or fuzz inputs (fuzz targets) showed it.
     pub hits: u64,
     /// The worker whose program showed it, when one program did (hangs, stale reads).
     pub worker: Option<u32>,
@@ -72,7 +76,8 @@ pub struct ProgramRef {
 pub struct RunDir {
     /// Its path.
     pub path: PathBuf,
-    epochs: Mutex<File>,
+    /// `epochs.jsonl`; none in a fuzz target's findings directory.
+    epochs: Mutex<Option<File>>,
     /// Signature → metadata of findings stored so far.
     pub known: Mutex<BTreeMap<String, FindingMeta>>,
     /// Writes that failed (each reported on stderr as it happened; see [`RunDir::keep`]).
@@ -148,7 +153,7 @@ impl RunDir {
             .open(path.join("epochs.jsonl"))?;
         Ok(RunDir {
             path: path.to_path_buf(),
-            epochs: Mutex::new(epochs),
+            epochs: Mutex::new(Some(epochs)),
             known: Mutex::new(BTreeMap::new()),
             errors: Default::default(),
             recovered_from: None,
@@ -159,25 +164,14 @@ impl RunDir {
     /// console log, pstore) to it (`stress --recover`): the findings already stored are known,
     /// so one seen again raises its hit count; new ones say where they came from.
     pub fn open(path: &Path, source: &str) -> Result<RunDir> {
-        let mut known = BTreeMap::new();
         let findings = path.join("findings");
-        let entries = fs::read_dir(&findings).with_context(|| {
-            format!(
+        if !findings.is_dir() {
+            anyhow::bail!(
                 "{} has no findings directory: is it a run directory of `m2mfuzz stress`?",
                 path.display()
-            )
-        })?;
-        for e in entries {
-            let e = e?;
-            if e.file_name().to_string_lossy().starts_with('.') {
-                continue; // being written when the run died: not stored
-            }
-            let p = e.path().join("finding.json");
-            let text = fs::read_to_string(&p).with_context(|| format!("read {}", p.display()))?;
-            let m: FindingMeta =
-                serde_json::from_str(&text).with_context(|| format!("parse {}", p.display()))?;
-            known.insert(m.signature.clone(), m);
+            );
         }
+        let known = load_known(&findings)?;
         let epochs = OpenOptions::new()
             .create(true)
             .append(true)
@@ -185,10 +179,27 @@ impl RunDir {
             .with_context(|| format!("open {}/epochs.jsonl", path.display()))?;
         Ok(RunDir {
             path: path.to_path_buf(),
-            epochs: Mutex::new(epochs),
+            epochs: Mutex::new(Some(epochs)),
             known: Mutex::new(known),
             errors: Default::default(),
             recovered_from: Some(source.to_string()),
+        })
+    }
+
+    /// Open (or create) a fuzz target's findings directory: `findings/` as a run has it, and
+    /// nothing else. Findings already there are known, so a restarted fuzz run raises their hit
+    /// counts instead of storing them again.
+    pub fn findings_only(path: &Path) -> Result<RunDir> {
+        let findings = path.join("findings");
+        fs::create_dir_all(&findings)
+            .with_context(|| format!("create findings directory {}", findings.display()))?;
+        sync_dir(path)?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            epochs: Mutex::new(None),
+            known: Mutex::new(load_known(&findings)?),
+            errors: Default::default(),
+            recovered_from: None,
         })
     }
 
@@ -200,7 +211,7 @@ impl RunDir {
             self.errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             eprintln!(
-                "m2mfuzz stress: could not write {what} in {}: {e:#}; the run goes on",
+                "m2mfuzz: could not write {what} in {}: {e:#}; the run goes on",
                 self.path.display()
             );
         })
@@ -230,20 +241,25 @@ impl RunDir {
 
     /// Append one epoch's statistics (fsynced: the report must survive a panic).
     pub fn epoch(&self, line: &serde_json::Value) -> Result<()> {
-        let mut f = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(f) = g.as_mut() else {
+            return Ok(()); // a fuzz target's findings directory has no epochs
+        };
         writeln!(f, "{line}")
             .and_then(|_| f.sync_data())
             .with_context(|| format!("append to {}", self.path.join("epochs.jsonl").display()))
     }
 
     /// Store a finding: new signatures get a directory, written under a temporary name and
-    /// renamed into place; known ones get their hit count raised. Returns true when new.
+    /// renamed into place, with `files` (name, bytes) beside its program; known ones get their
+    /// hit count raised. Returns true when new.
     pub fn finding(
         &self,
         f: &Finding,
         mut meta: FindingMeta,
         program: &Program,
         epoch_programs: &[(ProgramRef, Program)],
+        files: &[(&str, &[u8])],
     ) -> Result<bool> {
         let mut known = self.known.lock().unwrap();
         let dir = self.path.join("findings").join(slug(&f.signature));
@@ -271,6 +287,9 @@ impl RunDir {
         )?;
         write_synced(&tmp.join("program.m2m"), program.to_string().as_bytes())?;
         write_synced(&tmp.join("evidence.txt"), f.evidence.as_bytes())?;
+        for (name, bytes) in files {
+            write_synced(&tmp.join(name), bytes)?;
+        }
         for (r, p) in epoch_programs {
             write_synced(
                 &tmp.join("programs")
@@ -293,6 +312,25 @@ impl RunDir {
             serde_json::to_string_pretty(v)?.as_bytes(),
         )
     }
+}
+
+/// The findings stored in `findings` (a directory being written when a run died, `.tmp-*`, is
+/// not one), by signature.
+fn load_known(findings: &Path) -> Result<BTreeMap<String, FindingMeta>> {
+    let mut known = BTreeMap::new();
+    let entries = fs::read_dir(findings).with_context(|| format!("read {}", findings.display()))?;
+    for e in entries {
+        let e = e?;
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue; // being written when the run died: not stored
+        }
+        let p = e.path().join("finding.json");
+        let text = fs::read_to_string(&p).with_context(|| format!("read {}", p.display()))?;
+        let m: FindingMeta =
+            serde_json::from_str(&text).with_context(|| format!("parse {}", p.display()))?;
+        known.insert(m.signature.clone(), m);
+    }
+    Ok(known)
 }
 
 /// The kernel-log line a worker writes before each program (one write, one record).
@@ -414,17 +452,51 @@ mod tests {
             .join(format!(".tmp-{}", slug(&a.signature)));
         fs::write(&blocker, "not a directory").unwrap();
         let meta = FindingMeta::default();
-        let r = store.finding(&a, meta.clone(), &prog, &[]);
+        let r = store.finding(&a, meta.clone(), &prog, &[], &[]);
         assert!(r.is_err(), "the blocked write fails");
         assert_eq!(store.keep("finding a", r), None);
         assert_eq!(store.errors.load(std::sync::atomic::Ordering::Relaxed), 1);
-        let r = store.finding(&b, meta, &prog, &[]);
+        let r = store.finding(&b, meta, &prog, &[], &[]);
         assert_eq!(store.keep("finding b", r), Some(true));
         assert!(dir
             .join("findings")
             .join(slug(&b.signature))
             .join("finding.json")
             .is_file());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_fuzz_findings_directory_keeps_the_first_input_and_counts_on_after_a_restart() {
+        let dir = std::env::temp_dir().join(format!("m2mfuzz-fuzzstore-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let prog = crate::program::text::parse("# m2mfuzz program v1\nsleep ms=0\n").unwrap();
+        let a = Finding::new(Kind::Hang, "a".into(), "evidence".into(), None);
+        let meta = FindingMeta {
+            signature: a.signature.clone(),
+            ..Default::default()
+        };
+        let store = RunDir::findings_only(&dir).unwrap();
+        let first: &[u8] = b"first input";
+        let r = store.finding(&a, meta.clone(), &prog, &[], &[("input.bin", first)]);
+        assert_eq!(store.keep("a", r), Some(true));
+        store.epoch(&serde_json::json!({})).unwrap();
+        drop(store);
+        // A restarted fuzz process: the signature is known, its hit count goes on.
+        let store = RunDir::findings_only(&dir).unwrap();
+        let r = store.finding(&a, meta, &prog, &[], &[("input.bin", b"second input")]);
+        assert_eq!(store.keep("a again", r), Some(false));
+        let d = dir.join("findings").join(slug(&a.signature));
+        assert_eq!(fs::read(d.join("input.bin")).unwrap(), first);
+        let m: FindingMeta =
+            serde_json::from_str(&fs::read_to_string(d.join("finding.json")).unwrap()).unwrap();
+        assert_eq!(m.hits, 2);
+        // Only findings/: no run.json, journal or epochs of a stress run.
+        let names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["findings"]);
         let _ = fs::remove_dir_all(&dir);
     }
 }
