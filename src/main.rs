@@ -710,7 +710,7 @@ fn real_main() -> Result<ExitCode> {
                 .with_context(|| format!("unknown driver profile `{driver}`"))?;
             let bytes =
                 std::fs::read(&artifact).with_context(|| format!("read {}", artifact.display()))?;
-            let mut prog = program::generate::from_bytes(&bytes, p);
+            let mut prog = m2mfuzz::fuzz::mutate::decode(&bytes, p);
             let name = artifact
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

@@ -5,17 +5,21 @@
 # edges ("EXECS EDGES": distinct kernel edges seen), corpus/, findings/ (one directory per finding
 # signature: finding.json, input.bin, program.m2m, evidence.txt; fuzzing goes on after each),
 # artifacts/ (libFuzzer's own: a crash of m2mfuzz itself). Prints one summary line.
+# Inputs are mutated as programs (the targets' custom mutator) unless --mutator bytes.
+# libFuzzer gets -max_len=16384 -len_control=0: a program's text is 2-6 KB, and a smaller limit
+# costs a mutated program its ops (the mutator removes ops until it fits).
 #   fuzz.sh [--out DIR] [--target m2m_vim2m] [--seconds 300] [--kcov on|observe|off]
-#           [--cmdline "SWITCHES"] [--seeds DIR] [-- LIBFUZZER-ARGS…]
+#           [--mutator programs|bytes] [--cmdline "SWITCHES"] [--seeds DIR] [-- LIBFUZZER-ARGS…]
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-out="$REPO_DIR/lab-out/fuzz" target=m2m_vim2m secs=300 kcov=on cmdline="" seeds=""
+out="$REPO_DIR/lab-out/fuzz" target=m2m_vim2m secs=300 kcov=on mutator=programs cmdline="" seeds=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out=$2; shift 2 ;;
         --target) target=$2; shift 2 ;;
         --seconds) secs=$2; shift 2 ;;
         --kcov) kcov=$2; shift 2 ;;
+        --mutator) mutator=$2; shift 2 ;;
         --cmdline) cmdline=$2; shift 2 ;;
         --seeds) seeds=$2; shift 2 ;;
         --) shift; break ;;
@@ -23,6 +27,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$kcov" in on|observe|off) ;; *) die "--kcov on|observe|off, not $kcov" ;; esac
+case "$mutator" in programs|bytes) ;; *) die "--mutator programs|bytes, not $mutator" ;; esac
 # build_fuzz_target builds for either architecture (ci/board-build.sh --fuzz: the boards'), but
 # no aarch64 target has run in the arm64 lab yet.
 [ "$LAB_ARCH" = x86_64 ] || die "fuzz.sh runs in the x86_64 lab only (LAB_ARCH=$LAB_ARCH); for the boards: ci/board-build.sh --fuzz"
@@ -32,7 +37,7 @@ rm -rf "$out"; mkdir -p "$out/share/seeds"
 build_fuzz_target "$target" "$out/share"
 {
     echo "cd /host && mkdir -p out/corpus out/artifacts"
-    printf 'M2MFUZZ_KCOV=%s M2MFUZZ_EDGES_FILE=/host/out/edges M2MFUZZ_FINDINGS=/host/out ./bin/%s -max_total_time=%s -rss_limit_mb=0 -timeout=120 -artifact_prefix=/host/out/artifacts/' "$kcov" "$target" "$secs"
+    printf 'M2MFUZZ_KCOV=%s M2MFUZZ_MUTATOR=%s M2MFUZZ_EDGES_FILE=/host/out/edges M2MFUZZ_FINDINGS=/host/out ./bin/%s -max_total_time=%s -max_len=16384 -len_control=0 -rss_limit_mb=0 -timeout=120 -artifact_prefix=/host/out/artifacts/' "$kcov" "$mutator" "$target" "$secs"
     [ $# -eq 0 ] || printf ' %q' "$@"
     echo ' /host/out/corpus /host/seeds > /host/out/fuzz.log 2>&1'
     echo 'echo "libfuzzer exit $?" >> /host/out/fuzz.log'
@@ -40,7 +45,7 @@ build_fuzz_target "$target" "$out/share"
     echo 'echo "tracefs instances left: $(ls /sys/kernel/tracing/instances | tr "\n" " ")" >> /host/out/fuzz.log'
     echo "exit 0"
 } > "$out/job.sh"
-log "fuzzing $target for ${secs}s in the lab (KCOV $kcov) ${cmdline:+with $cmdline}"
+log "fuzzing $target for ${secs}s in the lab (KCOV $kcov, mutator $mutator) ${cmdline:+with $cmdline}"
 # The job exits 0 whatever libFuzzer found; a time-out or a dead guest fails the script.
 lab_boot "$out" --timeout $((secs + 300)) --share "$out/share" --cmdline "$cmdline" "$out/job.sh"
 log_file="$out/share/out/fuzz.log"
@@ -53,4 +58,5 @@ for j in "$out"/share/out/findings/*/finding.json; do
     [ -f "$j" ] || continue
     nfind=$((nfind + 1)) hits=$((hits + $(sed -n 's/^ *"hits": \([0-9]*\).*/\1/p' "$j")))
 done
-echo "$target kcov=$kcov ${secs}s: execs $execs, kernel edges $edges, libFuzzer cov ${cov:-0}, findings $nfind (hits $hits), artifacts: ${arts:-none}"
+new=$(grep -c '#[0-9]*.*NEW ' "$log_file" || true)
+echo "$target kcov=$kcov mutator=$mutator ${secs}s: execs $execs, kernel edges $edges, libFuzzer cov ${cov:-0}, NEW ${new:-0}, findings $nfind (hits $hits), artifacts: ${arts:-none}"

@@ -1,7 +1,9 @@
-//! What every m2mfuzz fuzz target shares: the harness for its driver, and libFuzzer's extra
-//! counters, into which the kernel edges (KCOV) of each execution are hashed.
-use m2mfuzz::fuzz::Harness;
-use std::sync::Mutex;
+//! What every m2mfuzz fuzz target shares: the harness for its driver, libFuzzer's extra
+//! counters, into which the kernel edges (KCOV) of each execution are hashed, and the program
+//! mutator and crossover libFuzzer calls instead of its byte mutations.
+use m2mfuzz::fuzz::{mutate, Harness};
+use m2mfuzz::profile::DriverProfile;
+use std::sync::{Mutex, OnceLock};
 
 /// Counter slots for kernel edges.
 const SLOTS: usize = 1 << 16;
@@ -14,11 +16,30 @@ static mut KERNEL_EDGES: [u8; SLOTS] = [0; SLOTS];
 
 static HARNESS: Mutex<Option<Harness>> = Mutex::new(None);
 
+/// The driver's profile, for the mutator (which must not wait for an input's lock).
+static PROFILE: OnceLock<&'static DriverProfile> = OnceLock::new();
+
+/// `M2MFUZZ_MUTATOR=bytes`: libFuzzer's own byte mutations (the baseline of the benchmarks).
+static BYTES_ONLY: OnceLock<bool> = OnceLock::new();
+
 /// Set up the harness for `driver` before the first input, on libFuzzer's main thread (which
 /// then runs every input: remote coverage is tied to it). A missing node exits here, before
 /// libFuzzer would count the exit as a crash of some input.
 pub fn init(driver: &str) {
-    *HARNESS.lock().unwrap_or_else(|e| e.into_inner()) = Some(Harness::new(driver));
+    let h = Harness::new(driver);
+    let _ = PROFILE.set(h.profile());
+    let bytes = std::env::var("M2MFUZZ_MUTATOR").as_deref() == Ok("bytes");
+    let _ = BYTES_ONLY.set(bytes);
+    eprintln!(
+        "m2mfuzz: mutations: {}",
+        if bytes {
+            "libFuzzer's byte mutations (M2MFUZZ_MUTATOR=bytes)"
+        } else {
+            "of programs (an op removed, duplicated, inserted, an argument, handle or thread \
+             changed; crossover splices ops); M2MFUZZ_MUTATOR=bytes for libFuzzer's"
+        }
+    );
+    *HARNESS.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
     // libFuzzer ends with exit(), which drops no Rust static: drop the harness then, so its
     // tracefs instance does not stay behind tracing (an abort on a finding still leaves it).
     // SAFETY: registers a plain function with no arguments.
@@ -68,5 +89,36 @@ pub fn run(data: &[u8]) {
     if std::env::var("M2MFUZZ_ABORT_ON_FINDING").as_deref() == Ok("1") {
         let f = &findings[0];
         panic!("m2mfuzz finding: {}: {}", f.kind, f.title);
+    }
+}
+
+/// libFuzzer's custom mutator: the input's program mutated once, written back as program text;
+/// libFuzzer's byte mutation when no program mutation applies or fits in `max_size`.
+pub fn mutate(data: &mut [u8], size: usize, max_size: usize, seed: u32) -> usize {
+    let program = match (PROFILE.get(), BYTES_ONLY.get()) {
+        (Some(p), Some(false)) => mutate::mutate_input(&data[..size], max_size, seed, p),
+        _ => None,
+    };
+    match program {
+        Some(text) => {
+            data[..text.len()].copy_from_slice(text.as_bytes());
+            text.len()
+        }
+        None => libfuzzer_sys::fuzzer_mutate(data, size, max_size),
+    }
+}
+
+/// libFuzzer's custom crossover: a run of the second input's ops spliced into the first's
+/// program; 0 (no crossover) when none applies or fits.
+pub fn crossover(a: &[u8], b: &[u8], out: &mut [u8], seed: u32) -> usize {
+    let (Some(p), Some(false)) = (PROFILE.get(), BYTES_ONLY.get()) else {
+        return 0;
+    };
+    match mutate::crossover_inputs(a, b, out.len(), seed, p) {
+        Some(text) => {
+            out[..text.len()].copy_from_slice(text.as_bytes());
+            text.len()
+        }
+        None => 0,
     }
 }

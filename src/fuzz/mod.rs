@@ -3,6 +3,8 @@
 //! execution (KCOV, per-thread and remote) handed back as hashed edges for libFuzzer's extra
 //! counters. Findings are stored like stress findings (one directory per signature, the first
 //! input that showed it kept beside its program, hit counts) and fuzzing goes on.
+pub mod mutate;
+
 use crate::exec::supervise::run_supervised_with;
 use crate::exec::ExecOptions;
 use crate::kcov::{self, Area};
@@ -242,9 +244,15 @@ impl Harness {
         self.distinct
     }
 
-    /// The program these bytes decode to.
+    /// The program these bytes decode to ([`mutate::decode`]: program text as it is, other
+    /// bytes through the generator).
     pub fn program(&self, data: &[u8]) -> Program {
-        from_bytes(data, self.profile)
+        mutate::decode(data, self.profile)
+    }
+
+    /// The driver profile the harness runs programs for.
+    pub fn profile(&self) -> &'static DriverProfile {
+        self.profile
     }
 
     /// Run one input. Each kernel edge it covered is passed to `feed` (when guiding); the
