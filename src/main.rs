@@ -845,6 +845,13 @@ fn shrink_cmd(
 
 /// The driver of the fuzz target an artifact path names (`…/m2m_vim2m/crash-…`).
 fn fuzz_target_driver(path: &std::path::Path) -> Option<String> {
+    // A fuzz target's stored finding: its program beside the input names the driver.
+    let beside = path.parent().map(|d| d.join("program.m2m"));
+    if let Some(p) = beside.and_then(|p| program::text::parse_file(&p).ok()) {
+        if let Some(d) = p.header("driver").filter(|d| profile::by_name(d).is_some()) {
+            return Some(d.to_string());
+        }
+    }
     path.components().rev().find_map(|c| {
         let s = c.as_os_str().to_str()?;
         let d = s.strip_prefix("m2m_")?;

@@ -43,6 +43,30 @@ fn decode_prints_the_program_the_target_ran() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn decode_prints_a_mutated_text_input_as_it_is_and_finds_a_stored_findings_driver() {
+    let dir = std::env::temp_dir().join(format!("m2mfuzz-decode-text-{}", std::process::id()));
+    // A stored fuzz finding: the input (program text, as the mutator writes it) and its program.
+    let finding = dir.join("findings/hang-x");
+    std::fs::create_dir_all(&finding).unwrap();
+    let bytes: Vec<u8> = (0..500u32).map(|i| (i * 31 % 253) as u8).collect();
+    let mut p = from_bytes(&bytes, by_name("visl").unwrap());
+    p.ops.truncate(12);
+    let input = finding.join("input.bin");
+    std::fs::write(&input, p.to_string()).unwrap();
+    std::fs::write(finding.join("program.m2m"), p.to_string()).unwrap();
+    let out = decode(&[input.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut want = p.clone();
+    want.set_header("decoded-from", "m2m_visl input input.bin");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), want.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The ops after a decoded program's prologue, which opens every context (`open` is a prologue
 /// op only) and ends each with its two STREAMONs: the ops the input chose, not the fixed setup.
 fn after_prologue(p: &Program) -> &[Op] {
