@@ -267,6 +267,37 @@ enum Cmd {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// Measure the node's limit: m2m jobs a second for a plain client that keeps both queues
+    /// fed (MMAP, two buffers a queue in flight), the denominator of a stress run's duty cycle.
+    Limit {
+        /// Driver profile (vim2m, rga, vicodec; not the stateless decoders yet).
+        #[arg(long, default_value = "vim2m")]
+        driver: String,
+        /// Use this node for a driver: DRIVER=/dev/videoN (repeatable).
+        #[arg(long = "node", value_name = "DRIVER=PATH")]
+        nodes: Vec<String>,
+        /// Seconds to loop.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Frame size, WxH (default: the profile's).
+        #[arg(long, value_parser = parse_size)]
+        size: Option<(u32, u32)>,
+        /// Transaction time in ms, where the driver has that control (vim2m).
+        #[arg(long)]
+        trans_time_ms: Option<u32>,
+        /// One JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `320x240` as (width, height).
+fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("`{s}`: give WIDTHxHEIGHT, e.g. 320x240"))?;
+    let n = |v: &str| v.parse::<u32>().map_err(|e| format!("`{v}` in `{s}`: {e}"));
+    Ok((n(w)?, n(h)?))
 }
 
 /// `--node vim2m=/dev/video3` becomes the override `device::resolve` reads.
@@ -690,6 +721,33 @@ fn real_main() -> Result<ExitCode> {
                 seeds.len(),
                 out.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Limit {
+            driver,
+            nodes,
+            seconds,
+            size,
+            trans_time_ms,
+            json,
+        } => {
+            apply_node_overrides(&nodes)?;
+            let p = profile::by_name(&driver)
+                .with_context(|| format!("unknown driver profile `{driver}`"))?;
+            let opts = stress::limit::LimitOptions {
+                size,
+                trans_time_ms,
+                duration: std::time::Duration::from_secs_f64(seconds),
+            };
+            let l = stress::limit::measure(p, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string(&l)?);
+            } else {
+                println!(
+                    "{}: {:.1} jobs/s ({} CAPTURE buffers done in {:.1} s, {} loop programs, {} ops failed; {})",
+                    l.driver, l.jobs_per_s, l.jobs, l.seconds, l.programs, l.failed_ops, l.setup
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Decode {

@@ -1185,3 +1185,28 @@ fn a_program_thread_stuck_uninterruptibly_is_reported_as_its_op() {
     // Let the job end (the STREAMOFF returns) before the next test uses vim2m.
     std::thread::sleep(Duration::from_secs(10));
 }
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn the_job_loop_measures_a_limit_and_is_a_clean_client() {
+    use m2mfuzz::stress::limit::{loop_program, measure, LimitOptions};
+    let p = m2mfuzz::profile::by_name("vim2m").unwrap();
+    let opts = LimitOptions {
+        size: Some((320, 240)),
+        trans_time_ms: Some(1),
+        duration: Duration::from_secs(3),
+    };
+    // The loop is a correct client: every op succeeds and the oracles find nothing.
+    let prog = loop_program(p, &opts, 20);
+    let (_, o) = run(&prog.to_string().replace("# m2mfuzz program v1\n", ""));
+    assert_all_ok(&prog, &o);
+    let l = measure(p, &opts).unwrap();
+    eprintln!("{l:?}");
+    assert_eq!(l.failed_ops, 0, "{l:?}");
+    assert!(l.seconds >= 3.0 && l.programs >= 1, "{l:?}");
+    // 1 ms jobs: far more than one a second even under TCG (110 jobs/s measured by a C loop).
+    assert!(l.jobs_per_s > 10.0, "{l:?}");
+    let hantro = m2mfuzz::profile::by_name("hantro").unwrap();
+    let e = measure(hantro, &opts).unwrap_err().to_string();
+    assert!(e.contains("requests"), "{e}");
+}

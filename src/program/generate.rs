@@ -853,7 +853,7 @@ impl<C: Choices> Gen<'_, C> {
 }
 
 /// A QBUF of MMAP buffer `index` with nothing else set (the kernel fills in the rest).
-fn mmap_qbuf(ctx: Handle, queue: Queue, index: u32) -> Op {
+pub(crate) fn mmap_qbuf(ctx: Handle, queue: Queue, index: u32) -> Op {
     Op::Qbuf {
         ctx,
         queue,

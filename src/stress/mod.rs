@@ -3,6 +3,7 @@
 //! kernel-wide oracles (kmsg, fence ledger) read evidence at a quiet point and attribute it to the
 //! epoch's programs; per-program oracles (hangs, stale reads) attribute to one program. Findings
 //! go to the run directory as they come: nothing waits for the end of the run.
+pub mod limit;
 pub mod progress;
 pub mod recover;
 pub mod store;
