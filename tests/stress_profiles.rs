@@ -24,6 +24,7 @@ fn shipped_profiles_load() {
         [
             "hantro-overnight",
             "lab-bench",
+            "lab-duty",
             "lab-overnight",
             "lab-smoke",
             "multi-stream",

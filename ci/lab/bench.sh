@@ -8,12 +8,14 @@
 #             program (target: equal length, <= 3 min)
 #   scaling   m2m frames/s with 1, 2, 4, 8 workers, vim2m 1 ms jobs (target: 4 >= 1.6 x 1)
 #   coverage  kernel edges in SECONDS of m2m_vim2m with KCOV guiding vs only counted
-#   bench.sh [--out DIR] [--parts "overhead find shrink scaling coverage"] [--seeds "1 2 3 4 5"]
+#   duty      stress duty cycle: CAPTURE vb2_buf_done/s during stress over `m2mfuzz limit`'s
+#             jobs/s, same boot (target >= 0.5)
+#   bench.sh [--out DIR] [--parts "overhead find shrink scaling coverage duty"] [--seeds "1 2 3 4 5"]
 #            [--budget S] [--faults "NAME…"] [--coverage-seconds S]
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 need_pkgs jq
-out="$REPO_DIR/lab-out/bench" parts="overhead find shrink scaling coverage" seeds="1 2 3 4 5"
+out="$REPO_DIR/lab-out/bench" parts="overhead find shrink scaling coverage duty" seeds="1 2 3 4 5"
 budget=120 faults="" cov_secs=300
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -71,6 +73,7 @@ if has shrink; then
 fi
 if has scaling; then "$LAB_DIR/bench-scaling.sh" --out "$out/scaling" --workers "1 2 4 8" >&2; fi
 if has coverage; then "$LAB_DIR/bench-coverage.sh" --out "$out/coverage" --seconds "$cov_secs" >&2; fi
+if has duty; then "$LAB_DIR/bench-duty.sh" --out "$out/duty" >&2; fi
 
 # One JSON document and one report from whatever parts ran.
 slurp() { [ -f "$1" ] && jq -s . "$1" || echo null; }
@@ -81,7 +84,8 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -m), $(npr
     --argjson shrink "$(slurp "$out/shrink.jsonl")" \
     --argjson scaling "$(json "$out/scaling/scaling.json")" \
     --argjson coverage "$(json "$out/coverage/coverage.json")" \
-    '{date: $date, machine: $host, overhead: $overhead, find: $find, shrink: $shrink, scaling: $scaling, coverage: $coverage}' \
+    --argjson duty "$(json "$out/duty/duty.json")" \
+    '{date: $date, machine: $host, overhead: $overhead, find: $find, shrink: $shrink, scaling: $scaling, coverage: $coverage, duty: $duty}' \
     > "$out/bench.json"
 {
     echo "# m2mfuzz benchmark, $(jq -r .date "$out/bench.json") ($(jq -r .machine "$out/bench.json"))"
@@ -97,6 +101,7 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -m), $(npr
     fi
     if [ -f "$out/scaling/scaling.md" ]; then echo; echo "## Scaling (lab-bench, vim2m 1 ms)"; echo; cat "$out/scaling/scaling.md"; fi
     if [ -f "$out/coverage/coverage.md" ]; then echo; echo "## Kernel coverage"; echo; cat "$out/coverage/coverage.md"; fi
+    if [ -f "$out/duty/duty.md" ]; then echo; echo "## Stress duty cycle (lab-duty, vim2m 1 ms, 320x240)"; echo; cat "$out/duty/duty.md"; fi
 } > "$out/bench.md"
 cat "$out/bench.md"
 dead=$(jq -rs 'map(select(.found | startswith("guest failed"))) | length' "$out/find/results.jsonl" 2>/dev/null || echo 0)
