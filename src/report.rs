@@ -248,6 +248,18 @@ pub fn markdown(runs: &[RunReport]) -> String {
     row(&mut o, "release fences signalled", &|r| {
         r.totals.fences_signalled.to_string()
     });
+    row(
+        &mut o,
+        "release fence publish-to-signal ms (mean / worst epoch's p99 / max)",
+        &|r| {
+            let l = &r.totals.fence_latency;
+            if l.count == 0 {
+                "-".into()
+            } else {
+                format!("{:.2} / {:.2} / {:.2}", l.mean_ms, l.p99_ms, l.max_ms)
+            }
+        },
+    );
     row(&mut o, "trace events lost", &|r| {
         r.totals.trace_lost.to_string()
     });
