@@ -139,9 +139,13 @@ pub fn draw_plots(r: &mut RunReport) {
 /// when both resolve, so the report and the run directory can move together.
 fn link(target: &Path, from: &Path) -> String {
     let rel = match (target.canonicalize(), from.canonicalize()) {
-        (Ok(t), Ok(f)) => {
-            let (t, f): (Vec<_>, Vec<_>) = (t.components().collect(), f.components().collect());
+        (Ok(abs), Ok(f)) => {
+            let (t, f): (Vec<_>, Vec<_>) = (abs.components().collect(), f.components().collect());
             let common = t.iter().zip(&f).take_while(|(a, b)| a == b).count();
+            if common <= 1 {
+                // Nothing shared but the root: the absolute path reads better than ../../..
+                return plain_link(&abs);
+            }
             let mut p = PathBuf::new();
             for _ in common..f.len() {
                 p.push("..");
@@ -151,8 +155,12 @@ fn link(target: &Path, from: &Path) -> String {
         }
         _ => target.to_path_buf(),
     };
-    let s = rel.to_string_lossy().into_owned();
-    // CommonMark: a destination with spaces goes in angle brackets.
+    plain_link(&rel)
+}
+
+/// A path as a Markdown link destination: CommonMark wants one with spaces in angle brackets.
+fn plain_link(p: &Path) -> String {
+    let s = p.to_string_lossy().into_owned();
     if s.contains(' ') {
         format!("<{s}>")
     } else {
@@ -183,8 +191,10 @@ fn over_time(o: &mut String, runs: &[RunReport], names: &[String], report_dir: &
                         o,
                         "No font found (looked in $M2MFUZZ_FONT, {}; Debian: apt-get install \
                          fonts-dejavu-core): the plots have no titles, axis labels or legends. \
-                         x is the time since the run's start.\n",
-                        plot::FONT_PATHS.join(", ")
+                         x is the time since the run's start, 0 to {:.1} {}.\n",
+                        plot::FONT_PATHS.join(", "),
+                        p.x_end,
+                        p.x_unit
                     );
                 }
                 for pl in &p.plots {

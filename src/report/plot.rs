@@ -49,6 +49,11 @@ pub struct Plots {
     pub plots: Vec<Plot>,
     /// The font of their text; none: no font was found and the plots have no text.
     pub font: Option<&'static Path>,
+    /// The time axis's unit (`seconds`, `minutes`, `hours`), for a reader of plots drawn
+    /// without text.
+    pub x_unit: &'static str,
+    /// The time axis's end, in that unit.
+    pub x_end: f64,
 }
 
 /// The font, found and registered with plotters on first use. plotters keeps fonts for the
@@ -221,7 +226,12 @@ pub fn render(
         .with_context(|| format!("draw {}", plots[1].path.display()))?;
     findings_plot(&plots[2].path, findings, &x, &t)
         .with_context(|| format!("draw {}", plots[2].path.display()))?;
-    Ok(Plots { plots, font })
+    Ok(Plots {
+        plots,
+        font,
+        x_unit: x.unit,
+        x_end: x.end,
+    })
 }
 
 /// A chart's frame: caption, margins, label areas (text areas only when there is text).
