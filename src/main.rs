@@ -664,14 +664,21 @@ fn real_main() -> Result<ExitCode> {
             })
         }
         Cmd::Report { runs, json, out } => {
-            let reports = runs
+            let mut reports = runs
                 .iter()
                 .map(|r| report::load(r))
                 .collect::<Result<Vec<_>>>()?;
             let text = if json {
                 report::json_lines(&reports)
             } else {
-                report::markdown(&reports)
+                reports.iter_mut().for_each(report::draw_plots);
+                // The plots are linked from where the report is written.
+                let at = out
+                    .as_deref()
+                    .and_then(std::path::Path::parent)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."));
+                report::markdown(&reports, at)
             };
             match out {
                 Some(o) => {

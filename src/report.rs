@@ -1,5 +1,8 @@
 //! Reports of stress runs: Markdown for a cover letter (one run, or a baseline and a patched run
-//! side by side) and JSON lines for CI, from a run directory's files alone.
+//! side by side) and JSON lines for CI, from a run directory's files alone. The Markdown links
+//! the PNG plots [`plot`] draws into the run directory.
+pub mod plot;
+
 use crate::stress::store::FindingMeta;
 use crate::stress::{EpochStats, Totals};
 use anyhow::{Context, Result};
@@ -30,6 +33,12 @@ pub struct RunReport {
     /// default, nothing judgeable, when the run did not record it.
     #[serde(skip)]
     pub debug: crate::device::debug_state::DebugState,
+    /// `epochs.jsonl`, in its order (a torn last line left out).
+    #[serde(skip)]
+    pub epochs: Vec<EpochStats>,
+    /// The plots [`draw_plots`] drew into `RUN/plots/`, or why it could not; none before.
+    #[serde(skip)]
+    pub plots: Option<std::result::Result<plot::Plots, String>>,
 }
 
 /// The events a report tabulates, in the order of a fence's life.
@@ -67,6 +76,8 @@ pub fn load(dir: &Path) -> Result<RunReport> {
         fences_alive: BTreeMap::new(),
         findings: Vec::new(),
         unfinished: !dir.join("summary.json").exists(),
+        epochs: Vec::new(),
+        plots: None,
     };
     let epochs = std::fs::read_to_string(dir.join("epochs.jsonl")).unwrap_or_default();
     for (i, line) in epochs.lines().enumerate() {
@@ -82,12 +93,13 @@ pub fn load(dir: &Path) -> Result<RunReport> {
             continue;
         };
         r.totals.add(&e);
-        for t in e.splats_elsewhere {
-            *r.splats_elsewhere.entry(t).or_default() += 1;
+        for t in &e.splats_elsewhere {
+            *r.splats_elsewhere.entry(t.clone()).or_default() += 1;
         }
-        for f in e.fences_alive {
-            *r.fences_alive.entry(f).or_default() += 1;
+        for f in &e.fences_alive {
+            *r.fences_alive.entry(f.clone()).or_default() += 1;
         }
+        r.epochs.push(e);
     }
     if let Ok(entries) = std::fs::read_dir(dir.join("findings")) {
         for e in entries.flatten() {
@@ -108,6 +120,92 @@ pub fn load(dir: &Path) -> Result<RunReport> {
     r.findings
         .sort_by(|a, b| a.first_seen_s.total_cmp(&b.first_seen_s));
     Ok(r)
+}
+
+/// Draw the run's plots into `RUN/plots/` (again, if a report drew them before), for
+/// [`markdown`] to link. A run with no epoch yet gets none; a failure (a read-only run
+/// directory) is told in the report, not fatal to it.
+pub fn draw_plots(r: &mut RunReport) {
+    if r.epochs.is_empty() {
+        return;
+    }
+    r.plots = Some(
+        plot::render(&r.dir.join("plots"), &r.epochs, &r.findings, true)
+            .map_err(|e| format!("{e:#}")),
+    );
+}
+
+/// A Markdown link target for `target` as seen from a report in directory `from`: relative
+/// when both resolve, so the report and the run directory can move together.
+fn link(target: &Path, from: &Path) -> String {
+    let rel = match (target.canonicalize(), from.canonicalize()) {
+        (Ok(abs), Ok(f)) => {
+            let (t, f): (Vec<_>, Vec<_>) = (abs.components().collect(), f.components().collect());
+            let common = t.iter().zip(&f).take_while(|(a, b)| a == b).count();
+            if common <= 1 {
+                // Nothing shared but the root: the absolute path reads better than ../../..
+                return plain_link(&abs);
+            }
+            let mut p = PathBuf::new();
+            for _ in common..f.len() {
+                p.push("..");
+            }
+            p.extend(&t[common..]);
+            p
+        }
+        _ => target.to_path_buf(),
+    };
+    plain_link(&rel)
+}
+
+/// A path as a Markdown link destination: CommonMark wants one with spaces in angle brackets.
+fn plain_link(p: &Path) -> String {
+    let s = p.to_string_lossy().into_owned();
+    if s.contains(' ') {
+        format!("<{s}>")
+    } else {
+        s
+    }
+}
+
+/// The "Over time" section: each run's plots, or why there are none.
+fn over_time(o: &mut String, runs: &[RunReport], names: &[String], report_dir: &Path) {
+    let _ = writeln!(o, "\n## Over time\n");
+    for (r, name) in runs.iter().zip(names) {
+        if runs.len() > 1 {
+            let _ = writeln!(o, "### {name}\n");
+        }
+        match &r.plots {
+            _ if r.epochs.is_empty() => {
+                let _ = writeln!(o, "No epoch recorded yet: nothing to plot.\n");
+            }
+            None => {
+                let _ = writeln!(o, "Plots not drawn.\n");
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(o, "Plots not drawn: {e}\n");
+            }
+            Some(Ok(p)) => {
+                if p.font.is_none() {
+                    let _ = writeln!(
+                        o,
+                        "No font found (looked in $M2MFUZZ_FONT, {}; Debian: apt-get install \
+                         fonts-dejavu-core): the plots have no titles, axis labels or legends. \
+                         x is the time since the run's start, 0 to {:.1} {}.\n",
+                        plot::FONT_PATHS.join(", "),
+                        p.x_end,
+                        p.x_unit
+                    );
+                }
+                for pl in &p.plots {
+                    let _ = writeln!(o, "![{}]({})\n", pl.alt, link(&pl.path, report_dir));
+                    if p.font.is_none() {
+                        let _ = writeln!(o, "{}: {}.\n", pl.alt, pl.key);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Each run's name in the tables: the part of its path that tells it from the others (runs
@@ -166,8 +264,9 @@ fn s(v: &serde_json::Value) -> String {
     }
 }
 
-/// Markdown for one run or several side by side (the first is the baseline).
-pub fn markdown(runs: &[RunReport]) -> String {
+/// Markdown for one run or several side by side (the first is the baseline), to be written in
+/// `report_dir` (plots are linked from there).
+pub fn markdown(runs: &[RunReport], report_dir: &Path) -> String {
     let mut o = String::new();
     let names = labels(runs);
     let head = |o: &mut String, what: &str| {
@@ -234,6 +333,7 @@ pub fn markdown(runs: &[RunReport]) -> String {
     row(&mut o, "CAPTURE frames dequeued", &|r| {
         r.totals.frames.to_string()
     });
+    over_time(&mut o, runs, &names, report_dir);
 
     let _ = writeln!(o, "\n## Fences and buffers (tracefs)\n");
     head(&mut o, "event");
@@ -248,6 +348,18 @@ pub fn markdown(runs: &[RunReport]) -> String {
     row(&mut o, "release fences signalled", &|r| {
         r.totals.fences_signalled.to_string()
     });
+    row(
+        &mut o,
+        "release fence publish-to-signal ms (mean / worst epoch's p99 / max)",
+        &|r| {
+            let l = &r.totals.fence_latency;
+            if l.count == 0 {
+                "-".into()
+            } else {
+                format!("{:.2} / {:.2} / {:.2}", l.mean_ms, l.p99_ms, l.max_ms)
+            }
+        },
+    );
     row(&mut o, "trace events lost", &|r| {
         r.totals.trace_lost.to_string()
     });
@@ -354,7 +466,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(r.fences_alive.get("sw_sync/m2mfuzz-sw"), Some(&2));
         assert_eq!(r.fences_alive.get("vb2/vim2m-cap"), Some(&1));
-        let md = markdown(std::slice::from_ref(&r));
+        let md = markdown(std::slice::from_ref(&r), Path::new("."));
         assert!(
             md.contains("| other fences alive after every fd closed | 3 |"),
             "{md}"

@@ -1032,8 +1032,18 @@ fn a_short_stress_run_is_clean_and_its_counts_match_tracefs() {
             reference
         );
     }
-    let md = m2mfuzz::report::markdown(&[report]);
+    // The publish-to-signal times come from the same trace, of the fences signalled in the
+    // epoch that published them.
+    let lat = report.totals.fence_latency.clone();
+    assert!(
+        lat.count > 0 && lat.count <= report.totals.fences_signalled && lat.max_ms >= lat.mean_ms,
+        "{lat:?}"
+    );
+    let mut report = report;
+    m2mfuzz::report::draw_plots(&mut report);
+    let md = m2mfuzz::report::markdown(&[report], &out);
     assert!(md.contains("| dma_fence_emit |"), "{md}");
+    assert!(md.contains("![jobs per second](plots/jobs.png)"), "{md}");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 # run; the report's counts must equal them (exit 1 otherwise), and both go to DIR/trace-check.md.
 # STRESS-ARGS go to `m2mfuzz stress` (e.g. --duration 60s --switch vim2m.rf_error_every=3
 # --stop-on-finding --seed 7). The run directory comes back in DIR/share/out/run, the report in
-# DIR/report.md. When the guest times out or dies (a wedged or crashed kernel), the host runs
+# DIR/report.md (its plots in DIR/share/out/run/plots). When the guest times out or dies (a wedged or crashed kernel), the host runs
 # `m2mfuzz stress --recover` on the run directory with the console log (DIR/recover.txt; the
 # directory as the guest left it is kept in DIR/guest-run), so the kernel reports the run could
 # not store itself become findings; the exit code stays non-zero.
@@ -80,8 +80,10 @@ elif guest_failed $rc; then
     log "the guest failed before the run directory was written: nothing to recover"
 fi
 if [ -f "$out/share/out/run/run.json" ]; then
+    # The plots' text; without the font they are drawn without it, so no reason to fail.
+    (need_pkgs fonts-dejavu-core) || log "fonts-dejavu-core not installed: the plots have no text"
     host_run "$out/share/bin/m2mfuzz" report "$out/share/out/run" -o "$out/report.md"
-    log "report: $out/report.md"
+    log "report: $out/report.md (plots in $out/share/out/run/plots)"
 fi
 if [ $check = 1 ] && ! guest_failed $rc; then
     need_pkgs jq

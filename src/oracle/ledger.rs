@@ -1,6 +1,6 @@
 //! The fence ledger: dma_fence and vb2 trace events from a tracefs instance of m2mfuzz's own (so
 //! it disturbs no other tracing), paired by context and seqno.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
@@ -25,6 +25,61 @@ pub struct FenceLife {
     pub signaled: bool,
     /// dma_fence_destroy seen.
     pub destroyed: bool,
+    /// Trace timestamp (s) of dma_fence_emit, for the publish-to-signal latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emit_s: Option<f64>,
+    /// Trace timestamp (s) of dma_fence_signaled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signaled_s: Option<f64>,
+}
+
+/// Publish-to-signal latency of the release fences of one epoch (or a run), in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Latency {
+    /// Fences whose emit and signal the trace both saw.
+    pub count: u64,
+    /// Mean.
+    pub mean_ms: f64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// Summary of latencies in milliseconds (order does not matter).
+    pub fn of(mut ms: Vec<f64>) -> Latency {
+        if ms.is_empty() {
+            return Latency::default();
+        }
+        ms.sort_by(f64::total_cmp);
+        // Nearest rank: the smallest value at or above the quantile, an observed latency.
+        let q = |p: f64| ms[((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
+        Latency {
+            count: ms.len() as u64,
+            mean_ms: ms.iter().sum::<f64>() / ms.len() as f64,
+            p50_ms: q(0.5),
+            p99_ms: q(0.99),
+            max_ms: ms[ms.len() - 1],
+        }
+    }
+
+    /// Add another epoch's: count, mean and max stay exact; the quantiles of the whole cannot be
+    /// had from the parts, so the worst epoch's stand for them.
+    pub fn add(&mut self, o: &Latency) {
+        let n = self.count + o.count;
+        if n == 0 {
+            return;
+        }
+        self.mean_ms = (self.mean_ms * self.count as f64 + o.mean_ms * o.count as f64) / n as f64;
+        self.count = n;
+        self.p50_ms = self.p50_ms.max(o.p50_ms);
+        self.p99_ms = self.p99_ms.max(o.p99_ms);
+        self.max_ms = self.max_ms.max(o.max_ms);
+    }
 }
 
 /// Totals and fence lives of a trace.
@@ -49,6 +104,17 @@ pub fn stable_timeline(t: &str) -> &str {
         Some((head, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => head,
         _ => t,
     }
+}
+
+/// The timestamp of a trace line (`comm-pid [cpu] flags   6.244337: event: …`), in seconds of
+/// the trace clock.
+fn timestamp(line: &str) -> Option<f64> {
+    line.split(": ")
+        .next()?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
 }
 
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
@@ -96,8 +162,14 @@ impl Ledger {
                 });
             match ev {
                 "dma_fence_init" => f.init = true,
-                "dma_fence_emit" => f.emitted = true,
-                "dma_fence_signaled" => f.signaled = true,
+                "dma_fence_emit" => {
+                    f.emitted = true;
+                    f.emit_s = timestamp(line);
+                }
+                "dma_fence_signaled" => {
+                    f.signaled = true;
+                    f.signaled_s = timestamp(line);
+                }
                 "dma_fence_destroy" => f.destroyed = true,
                 _ => {}
             }
@@ -154,6 +226,20 @@ impl Ledger {
             .values()
             .filter(|f| is_producer(f) && f.emitted && f.signaled)
             .count() as u64
+    }
+
+    /// Publish-to-signal latency of the producer fences whose emit and signal are both in
+    /// this trace (a fence emitted in one epoch and signalled in the next is in neither). The
+    /// trace clock is the instance's (`local` by default: per-CPU, close enough for
+    /// milliseconds); a negative difference (clock skew between CPUs) counts as zero.
+    pub fn producer_latency(&self) -> Latency {
+        Latency::of(
+            self.fences
+                .values()
+                .filter(|f| is_producer(f))
+                .filter_map(|f| Some((f.signaled_s? - f.emit_s?).max(0.0) * 1e3))
+                .collect(),
+        )
     }
 
     /// Count of an event.
@@ -300,5 +386,45 @@ mod tests {
         l.add_text(&text);
         let alive: Vec<_> = l.other_alive().map(|f| (f.context, f.seqno)).collect();
         assert_eq!(alive, vec![(22, 2)]);
+    }
+
+    #[test]
+    fn producer_latency_pairs_emit_and_signal_timestamps() {
+        let at = |ts: &str, ev: &str, driver: &str, context: u32, seqno: u32| {
+            format!(
+                "     kworker/0:1-46      [000] .N.1.  {ts}: {ev}: driver={driver} \
+                 timeline=t-{context} context={context} seqno={seqno}\n"
+            )
+        };
+        let mut text = String::new();
+        // Three vb2 fences signalled 1, 2 and 10 ms after their emit.
+        for (seq, emit, sig) in [
+            (1, "6.000000", "6.001000"),
+            (2, "6.100000", "6.102000"),
+            (3, "7.000000", "7.010000"),
+        ] {
+            text += &at(emit, "dma_fence_emit", "vb2", 22, seq);
+            text += &at(sig, "dma_fence_signaled", "vb2", 22, seq);
+        }
+        // Not counted: one never signalled, one sw_sync fence.
+        text += &at("8.000000", "dma_fence_emit", "vb2", 22, 4);
+        text += &at("8.000000", "dma_fence_emit", "sw_sync", 40, 1);
+        text += &at("9.000000", "dma_fence_signaled", "sw_sync", 40, 1);
+        let mut l = Ledger::default();
+        l.add_text(&text);
+        let lat = l.producer_latency();
+        assert_eq!(lat.count, 3);
+        assert!((lat.mean_ms - 13.0 / 3.0).abs() < 1e-6, "{lat:?}");
+        assert!((lat.p50_ms - 2.0).abs() < 1e-6, "{lat:?}");
+        assert!(
+            (lat.max_ms - 10.0).abs() < 1e-6 && (lat.p99_ms - 10.0).abs() < 1e-6,
+            "{lat:?}"
+        );
+        let mut sum = lat.clone();
+        sum.add(&Latency::of(vec![1.0]));
+        assert_eq!(sum.count, 4);
+        assert!((sum.mean_ms - 14.0 / 4.0).abs() < 1e-6, "{sum:?}");
+        sum.add(&Latency::default());
+        assert_eq!(sum.count, 4);
     }
 }

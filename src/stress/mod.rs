@@ -10,7 +10,7 @@ pub mod store;
 pub mod worker;
 
 use crate::exec::ExecOptions;
-use crate::oracle::ledger::{stable_timeline, Ledger};
+use crate::oracle::ledger::{stable_timeline, Latency, Ledger};
 use crate::oracle::Verdict;
 use crate::oracle::{Finding, Kind, OracleOptions, OracleSet};
 use crate::profile::stress::StressProfile;
@@ -102,6 +102,8 @@ pub struct Totals {
     pub fences_published: u64,
     /// Producer fences signalled.
     pub fences_signalled: u64,
+    /// Their publish-to-signal latency over the epochs (the quantiles are the worst epoch's).
+    pub fence_latency: Latency,
     /// Kernel reports in the code under test / elsewhere.
     pub splats_under_test: u64,
     /// Kernel reports attributed elsewhere (not findings).
@@ -146,6 +148,10 @@ pub struct EpochStats {
     pub fences_published: u64,
     /// Producer fences published and signalled.
     pub fences_signalled: u64,
+    /// Their publish-to-signal latency, from the trace's timestamps (absent from runs made
+    /// before it was recorded, and when the trace saw none).
+    #[serde(skip_serializing_if = "latency_is_empty")]
+    pub fence_latency: Latency,
     /// Kernel reports in the code under test.
     pub splats_under_test: u64,
     /// Titles of kernel reports elsewhere.
@@ -159,6 +165,10 @@ pub struct EpochStats {
     pub notes: Vec<String>,
     /// Findings first seen in this epoch.
     pub new_findings: Vec<String>,
+}
+
+fn latency_is_empty(l: &Latency) -> bool {
+    l.count == 0
 }
 
 impl EpochStats {
@@ -178,6 +188,7 @@ impl EpochStats {
             events: v.ledger.counts.clone(),
             fences_published: v.ledger.producer_published(),
             fences_signalled: v.ledger.producer_signalled(),
+            fence_latency: v.ledger.producer_latency(),
             splats_under_test: v.findings.iter().filter(|f| f.kind == Kind::Splat).count() as u64,
             splats_elsewhere: v.elsewhere.iter().map(|f| f.title.clone()).collect(),
             trace_lost: v.ledger.lost,
@@ -206,6 +217,7 @@ impl Totals {
         }
         self.fences_published += e.fences_published;
         self.fences_signalled += e.fences_signalled;
+        self.fence_latency.add(&e.fence_latency);
         self.splats_under_test += e.splats_under_test;
         self.splats_elsewhere += e.splats_elsewhere.len() as u64;
         self.trace_lost += e.trace_lost;
