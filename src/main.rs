@@ -198,6 +198,13 @@ enum Cmd {
         /// Plain progress lines even on a terminal.
         #[arg(long)]
         plain: bool,
+        /// The nodes' limit in jobs a second (`m2mfuzz limit`): progress and summary show the
+        /// duty cycle, CAPTURE jobs ended a second over it.
+        #[arg(long, value_name = "JOBS_PER_S", conflicts_with = "measure_limit")]
+        limit: Option<f64>,
+        /// Measure the limit first: each target node's built-in job loop for this long (5s).
+        #[arg(long, value_parser = profile::stress::parse_duration, value_name = "DURATION")]
+        measure_limit: Option<std::time::Duration>,
         /// After a crash: name the programs the run directory's journal says were running, and
         /// store the kernel reports the run did not read live (from --console, else from
         /// /sys/fs/pstore when it holds records) as findings, attributed to the programs running
@@ -626,6 +633,8 @@ fn real_main() -> Result<ExitCode> {
             stop_on_finding,
             until,
             plain,
+            limit,
+            measure_limit,
             recover,
             console,
         } => {
@@ -650,6 +659,8 @@ fn real_main() -> Result<ExitCode> {
                 stop_on_finding,
                 until,
                 plain,
+                limit,
+                measure_limit,
             };
             let t = stress::run(&p, &opts)?;
             eprintln!(

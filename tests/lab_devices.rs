@@ -986,10 +986,20 @@ fn a_short_stress_run_is_clean_and_its_counts_match_tracefs() {
         out: out.clone(),
         seed: Some(11),
         plain: true,
+        measure_limit: Some(Duration::from_secs(2)),
         ..Default::default()
     };
     let totals = m2mfuzz::stress::run(&profile, &opts).unwrap();
-    let reference = count_events(&std::fs::read_to_string(inst.join("trace")).unwrap());
+    let trace = std::fs::read_to_string(inst.join("trace")).unwrap();
+    let reference = count_events(&trace);
+    // CAPTURE completions (vim2m single-planar type 1, visl multi-planar type 9) as the duty
+    // cycle counts them, from the reference trace.
+    let capture_done = trace
+        .lines()
+        .filter(|l| {
+            l.contains(" vb2_buf_done: ") && (l.contains(" type = 1,") || l.contains(" type = 9,"))
+        })
+        .count() as u64;
     for sys in ["dma_fence", "vb2"] {
         std::fs::write(inst.join("events").join(sys).join("enable"), "0").unwrap();
     }
@@ -1005,6 +1015,13 @@ fn a_short_stress_run_is_clean_and_its_counts_match_tracefs() {
         "only {} programs ran",
         totals.programs
     );
+    assert_eq!(totals.capture_done, capture_done, "CAPTURE vb2_buf_done");
+    assert!(capture_done > 0);
+    // The limit was measured first, by each target node's job loop (vim2m's at least).
+    let limit = totals
+        .limit_jobs_per_s
+        .expect("--measure-limit gives a limit");
+    assert!(limit > 10.0, "limit {limit} jobs/s");
     assert!(
         report.totals.fences_published > 0,
         "no release fence was published"

@@ -91,6 +91,9 @@ pub struct Ledger {
     pub counts: BTreeMap<String, u64>,
     /// Trace lines that said events were lost.
     pub lost: u64,
+    /// `vb2_buf_done` events of CAPTURE buffers (queue type 1 or 9): m2m jobs that ended, DONE
+    /// and ERROR alike (the event carries no state).
+    pub capture_done: u64,
 }
 
 /// Whether a fence is a producer fence of the code under test (not an injected sw_sync fence).
@@ -122,6 +125,16 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line[i..].split_whitespace().next()
 }
 
+/// The queue type of a vb2 event line (`…, type = 9, …`: V4L2_BUF_TYPE_*).
+fn vb2_type(line: &str) -> Option<u32> {
+    let i = line.find(" type = ")? + " type = ".len();
+    line[i..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 impl Ledger {
     /// Add the events of trace text (`cat trace` format).
     pub fn add_text(&mut self, text: &str) {
@@ -141,6 +154,9 @@ impl Ledger {
                 continue;
             };
             *self.counts.entry(ev.to_string()).or_default() += 1;
+            if ev == "vb2_buf_done" && matches!(vb2_type(line), Some(1 | 9)) {
+                self.capture_done += 1;
+            }
             if !ev.starts_with("dma_fence_") {
                 continue;
             }

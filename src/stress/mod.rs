@@ -79,6 +79,12 @@ pub struct RunOptions {
     pub until: Option<String>,
     /// Progress lines even on a terminal (no carriage-return redraw).
     pub plain: bool,
+    /// The nodes' limit in jobs a second, for the duty cycle (from `m2mfuzz limit`).
+    pub limit: Option<f64>,
+    /// Measure the limit before the run: each target node's built-in job loop for this long,
+    /// summed over the nodes (a target whose driver the loop cannot drive is left out, and
+    /// said so).
+    pub measure_limit: Option<Duration>,
 }
 
 /// Totals of a run.
@@ -96,6 +102,12 @@ pub struct Totals {
     pub errors: u64,
     /// CAPTURE buffers dequeued.
     pub frames: u64,
+    /// CAPTURE buffers the drivers completed (`vb2_buf_done`, DONE and ERROR): jobs that ended.
+    pub capture_done: u64,
+    /// The nodes' limit in jobs a second (`--limit`, `--measure-limit`): the duty cycle is
+    /// `capture_done` a second over it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_jobs_per_s: Option<f64>,
     /// Trace event counts summed over epochs.
     pub events: BTreeMap<String, u64>,
     /// Producer (vb2) fences published.
@@ -142,6 +154,8 @@ pub struct EpochStats {
     pub timeouts: u64,
     /// CAPTURE buffers dequeued.
     pub frames: u64,
+    /// CAPTURE buffers the drivers completed (`vb2_buf_done` of CAPTURE, DONE and ERROR).
+    pub capture_done: u64,
     /// Trace event counts.
     pub events: BTreeMap<String, u64>,
     /// Producer fences published.
@@ -185,6 +199,7 @@ impl EpochStats {
             errors: sum(|r| r.errors),
             timeouts: sum(|r| r.timeouts),
             frames: sum(|r| r.frames),
+            capture_done: v.ledger.capture_done,
             events: v.ledger.counts.clone(),
             fences_published: v.ledger.producer_published(),
             fences_signalled: v.ledger.producer_signalled(),
@@ -212,6 +227,7 @@ impl Totals {
         self.ops += e.ops;
         self.errors += e.errors;
         self.frames += e.frames;
+        self.capture_done += e.capture_done;
         for (k, n) in &e.events {
             *self.events.entry(k.clone()).or_default() += n;
         }
@@ -291,8 +307,13 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
         })?;
     }
 
+    let limit = match opts.measure_limit {
+        Some(d) => measure_limit(profile, d),
+        None => opts.limit,
+    };
     let dbg = crate::device::debug_state::read();
     let run_json = serde_json::json!({
+        "limit_jobs_per_s": limit,
         "profile": profile.name,
         "profile_path": profile.path,
         "description": profile.description,
@@ -344,7 +365,10 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
     };
     mark(store::run_marker(seed));
     let t0 = Instant::now();
-    let mut totals = Totals::default();
+    let mut totals = Totals {
+        limit_jobs_per_s: limit,
+        ..Default::default()
+    };
     let mut pending: Vec<PendingLeak> = Vec::new();
     let mut epoch = 0u64;
     eprintln!(
@@ -497,6 +521,39 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
         );
     }
     Ok(totals)
+}
+
+/// The sum of the target nodes' limits, each measured by [`limit::measure`] with the target's
+/// first size and transaction time and printed as it is measured. A node whose loop cannot run
+/// (a stateless decoder without requests, say) is left out, and said so; None when none could.
+fn measure_limit(profile: &StressProfile, d: Duration) -> Option<f64> {
+    let mut sum = None;
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &profile.targets {
+        let p = t.gen.profile;
+        if !seen.insert(p.name) {
+            continue; // one node per driver
+        }
+        let opts = limit::LimitOptions {
+            size: t.gen.sizes.first().copied(),
+            trans_time_ms: t.gen.trans_time_ms.first().copied(),
+            duration: d,
+        };
+        match limit::measure(p, &opts) {
+            Ok(l) => {
+                eprintln!(
+                    "m2mfuzz stress: limit of {}: {:.1} jobs/s ({})",
+                    l.driver, l.jobs_per_s, l.setup
+                );
+                *sum.get_or_insert(0.0) += l.jobs_per_s;
+            }
+            Err(e) => eprintln!(
+                "m2mfuzz stress: no limit for {} ({e:#}): its jobs are left out of the duty cycle's limit",
+                p.name
+            ),
+        }
+    }
+    sum
 }
 
 fn count_findings(store: &RunDir) -> BTreeMap<String, u64> {

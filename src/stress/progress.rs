@@ -24,8 +24,13 @@ impl Progress {
     fn line(t: &Totals) -> String {
         let s = t.seconds.max(1e-9);
         let kinds: Vec<String> = t.findings.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let done = t.capture_done as f64 / s;
+        let duty = match t.limit_jobs_per_s {
+            Some(l) if l > 0.0 => format!(" (duty {:.3} of {l:.0}/s)", done / l),
+            _ => String::new(),
+        };
         format!(
-            "[{:>6.0}s] {:.1} programs/s, {:.0} ops/s, {} frames, fences {} published / {} signalled, findings: {}",
+            "[{:>6.0}s] {:.1} programs/s, {:.0} ops/s, jobs {done:.1}/s{duty}, {} frames, fences {} published / {} signalled, findings: {}",
             t.seconds,
             t.programs as f64 / s,
             t.ops as f64 / s,
