@@ -964,6 +964,18 @@ fn count_events(text: &str) -> std::collections::BTreeMap<String, u64> {
 fn a_short_stress_run_is_clean_and_its_counts_match_tracefs() {
     use m2mfuzz::profile::stress::StressProfile;
     assert_lockdep_on();
+    // The nodes' limit first (its jobs are not the run's): vim2m's job loop.
+    let limit = m2mfuzz::stress::limit::measure(
+        m2mfuzz::profile::by_name("vim2m").unwrap(),
+        &m2mfuzz::stress::limit::LimitOptions {
+            size: None,
+            trans_time_ms: Some(1),
+            duration: Duration::from_secs(2),
+        },
+    )
+    .unwrap()
+    .jobs_per_s;
+    assert!(limit > 10.0, "limit {limit} jobs/s");
     // An independent tracefs instance, read by this test alone, is the reference count.
     std::thread::sleep(std::time::Duration::from_secs(1));
     let inst = std::path::Path::new("/sys/kernel/tracing/instances/stress-check");
@@ -986,7 +998,7 @@ fn a_short_stress_run_is_clean_and_its_counts_match_tracefs() {
         out: out.clone(),
         seed: Some(11),
         plain: true,
-        measure_limit: Some(Duration::from_secs(2)),
+        limit: Some(limit),
         ..Default::default()
     };
     let totals = m2mfuzz::stress::run(&profile, &opts).unwrap();
@@ -1017,11 +1029,7 @@ fn a_short_stress_run_is_clean_and_its_counts_match_tracefs() {
     );
     assert_eq!(totals.capture_done, capture_done, "CAPTURE vb2_buf_done");
     assert!(capture_done > 0);
-    // The limit was measured first, by each target node's job loop (vim2m's at least).
-    let limit = totals
-        .limit_jobs_per_s
-        .expect("--measure-limit gives a limit");
-    assert!(limit > 10.0, "limit {limit} jobs/s");
+    assert_eq!(totals.limit_jobs_per_s, Some(limit));
     assert!(
         report.totals.fences_published > 0,
         "no release fence was published"
