@@ -24,6 +24,11 @@ pub struct Control {
     pub min: i64,
     /// Valid range.
     pub max: i64,
+    /// The value is how long each job takes (vim2m's TRANS_TIME_MSEC). The kernel clamps an
+    /// out-of-range integer into the range, so a corrupted value above it makes every job of
+    /// the node take the maximum (10 s on vim2m) and stalls every context on it: corrupted
+    /// values of such a control go below the range (clamped to the minimum) or to another id.
+    pub job_time: bool,
 }
 
 /// What m2mfuzz knows about one driver's m2m node.
@@ -120,24 +125,28 @@ pub const VIM2M: DriverProfile = DriverProfile {
             name: "TRANS_TIME_MSEC",
             min: 1,
             max: 10001,
+            job_time: true,
         },
         Control {
             id: 0x0098_1901,
             name: "TRANS_NUM_BUFS",
             min: 1,
             max: 32,
+            job_time: false,
         },
         Control {
             id: 0x0098_0914,
             name: "HFLIP",
             min: 0,
             max: 1,
+            job_time: false,
         },
         Control {
             id: 0x0098_0915,
             name: "VFLIP",
             min: 0,
             max: 1,
+            job_time: false,
         },
     ],
     hold_capture: false,
@@ -252,18 +261,21 @@ pub const RGA: DriverProfile = DriverProfile {
             name: "HFLIP",
             min: 0,
             max: 1,
+            job_time: false,
         },
         Control {
             id: 0x0098_0915,
             name: "VFLIP",
             min: 0,
             max: 1,
+            job_time: false,
         },
         Control {
             id: 0x0098_092a,
             name: "ROTATE",
             min: 0,
             max: 270,
+            job_time: false,
         },
     ],
     hold_capture: false,

@@ -169,6 +169,11 @@ struct Gen<'a, C: Choices> {
     ctxs: Vec<CtxModel>,
     syncs: Vec<Handle>,
     timelines: Vec<Handle>,
+    /// Each timeline's value as the program's SW_INCs have advanced it.
+    timeline_at: BTreeMap<Handle, u32>,
+    /// Dmabuf → the injected sw_sync fence (timeline, value) its resv may still wait for: a
+    /// DMA_BUF_IOCTL_SYNC on it blocks until that timeline gets there.
+    injected: BTreeMap<Handle, (Handle, u32)>,
     /// Mapping → the canary byte last filled into it, which a check of it looks for.
     canaries: BTreeMap<Handle, u8>,
     /// The byte the next fill uses.
@@ -248,7 +253,14 @@ impl<C: Choices> Gen<'_, C> {
             Op::ExportSyncFile { dir, .. } | Op::DmabufSync { dir, .. } => {
                 *dir = SyncDir::Raw(wild)
             }
-            Op::SetCtrl { value, .. } => *value = i64::from(wild as i32),
+            Op::SetCtrl { id, value, .. } => {
+                let ctrl = self.cfg.profile.controls.iter().find(|c| c.id == id.0);
+                match ctrl.filter(|c| c.job_time) {
+                    Some(c) if self.c.chance(50) => *value = c.min - 1 - i64::from(small),
+                    Some(_) => *id = Hex(wild),
+                    None => *value = i64::from(wild as i32),
+                }
+            }
             _ => {
                 if let Some(h) = op.inputs_mut().into_iter().next() {
                     // A handle that may be unbound or closed: the executor must cope.
@@ -464,6 +476,16 @@ impl<C: Choices> Gen<'_, C> {
             }
             "dmabuf_sync" => {
                 if let Some((_, dmabuf)) = self.pick(&self.ctxs[ci].exports.clone()) {
+                    // A CPU access waits for every fence in the resv, an injected one too: on
+                    // one thread, nothing after it would signal it, and the sync would block
+                    // until the op deadline. Mostly another party signals it first; now and
+                    // then the sync waits and the watchdog's signal interrupts it.
+                    if let Some(&(timeline, value)) = self.injected.get(&dmabuf) {
+                        let at = self.timeline_at.get(&timeline).copied().unwrap_or(0);
+                        if value > at && self.c.chance(95) {
+                            self.sw_inc(timeline, value - at);
+                        }
+                    }
                     let dir = self.pick(SyncDir::NAMED).unwrap();
                     self.push(Op::DmabufSync {
                         dmabuf,
@@ -826,6 +848,10 @@ impl<C: Choices> Gen<'_, C> {
             sync: s,
             dir,
         });
+        let e = self.injected.entry(dmabuf).or_insert((timeline, value));
+        if e.0 != timeline || e.1 < value {
+            *e = (timeline, value.max(e.1));
+        }
         // The buffer's resv now holds the release fence and this one (read or write usage).
         // Without the sync_file, the resv holds the fence's last reference when it signals.
         if self.c.chance(30) {
@@ -847,8 +873,14 @@ impl<C: Choices> Gen<'_, C> {
         }
         if self.c.chance(80) {
             let by = 1 + self.c.below(3);
-            self.push(Op::SwInc { timeline, by });
+            self.sw_inc(timeline, by);
         }
+    }
+
+    /// SW_INC a timeline, and note how far it got.
+    fn sw_inc(&mut self, timeline: Handle, by: u32) {
+        *self.timeline_at.entry(timeline).or_default() += by;
+        self.push(Op::SwInc { timeline, by });
     }
 }
 
@@ -945,6 +977,8 @@ pub fn generate(choices: &mut impl Choices, cfg: &GenConfig) -> Program {
         ctxs: Vec::new(),
         syncs: Vec::new(),
         timelines: Vec::new(),
+        timeline_at: BTreeMap::new(),
+        injected: BTreeMap::new(),
         canaries: BTreeMap::new(),
         next_canary: 0x5a,
         actions: Vec::new(),
