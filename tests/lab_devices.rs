@@ -968,14 +968,14 @@ fn a_short_stress_run_is_clean_and_its_counts_match_tracefs() {
     let limit = m2mfuzz::stress::limit::measure(
         m2mfuzz::profile::by_name("vim2m").unwrap(),
         &m2mfuzz::stress::limit::LimitOptions {
-            size: None,
+            size: Some((320, 240)),
             trans_time_ms: Some(1),
             duration: Duration::from_secs(2),
         },
     )
     .unwrap()
     .jobs_per_s;
-    assert!(limit > 10.0, "limit {limit} jobs/s");
+    assert!(limit > 2.0, "limit {limit} jobs/s");
     // An independent tracefs instance, read by this test alone, is the reference count.
     std::thread::sleep(std::time::Duration::from_secs(1));
     let inst = std::path::Path::new("/sys/kernel/tracing/instances/stress-check");
@@ -1239,8 +1239,9 @@ fn the_job_loop_measures_a_limit_and_is_a_clean_client() {
     eprintln!("{l:?}");
     assert_eq!(l.failed_ops, 0, "{l:?}");
     assert!(l.seconds >= 3.0 && l.programs >= 1, "{l:?}");
-    // 1 ms jobs: far more than one a second even under TCG (110 jobs/s measured by a C loop).
-    assert!(l.jobs_per_s > 10.0, "{l:?}");
+    // 1 ms jobs: several a second even under TCG on either architecture (x86_64: 102 jobs/s, as
+    // a C loop of the same ioctls gives 110).
+    assert!(l.jobs_per_s > 2.0, "{l:?}");
     let hantro = m2mfuzz::profile::by_name("hantro").unwrap();
     let e = measure(hantro, &opts).unwrap_err().to_string();
     assert!(e.contains("requests"), "{e}");
