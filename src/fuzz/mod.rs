@@ -199,19 +199,7 @@ impl Harness {
         }
         let at = self.started.elapsed().as_secs_f64();
         for f in findings {
-            let meta = FindingMeta {
-                kind: f.kind.to_string(),
-                title: f.title.clone(),
-                signature: f.signature.clone(),
-                under_test: f.under_test,
-                first_seen_s: at,
-                epoch: self.execs,
-                hits: 1,
-                op: f.op,
-                switches: self.switches.clone(),
-                clause: f.clause,
-                ..Default::default()
-            };
+            let meta = FindingMeta::of(f, at, self.execs, &self.switches);
             let r = self
                 .store
                 .finding(f, meta, &program, &[], &[("input.bin", data)]);

@@ -595,23 +595,13 @@ pub(crate) fn store_finding(
     }
     program.set_header("expect", &format!("{}: {}", f.kind, f.title));
     let meta = FindingMeta {
-        kind: f.kind.to_string(),
-        title: f.title.clone(),
-        signature: f.signature.clone(),
-        under_test: f.under_test,
-        first_seen_s: at,
-        epoch,
-        hits: 1,
         worker: own.as_ref().map(|(r, _)| r.worker),
         program: own.as_ref().map(|(r, _)| (r.k, r.seed)),
-        op: f.op,
-        switches: switches.to_vec(),
         epoch_programs: programs
             .iter()
             .map(|(r, _)| (r.worker, r.k, r.seed))
             .collect(),
-        recovered_from: None,
-        clause: f.clause,
+        ..FindingMeta::of(f, at, epoch, switches)
     };
     let new = store.finding(
         f,

@@ -61,6 +61,26 @@ pub struct FindingMeta {
     pub clause: Option<crate::oracle::Clause>,
 }
 
+impl FindingMeta {
+    /// The metadata of `f` first seen `at` seconds into the run, in `epoch` (a fuzz input's
+    /// number), under `switches`; who ran it is the caller's to add.
+    pub fn of(f: &Finding, at: f64, epoch: u64, switches: &[String]) -> FindingMeta {
+        FindingMeta {
+            kind: f.kind.to_string(),
+            title: f.title.clone(),
+            signature: f.signature.clone(),
+            under_test: f.under_test,
+            first_seen_s: at,
+            epoch,
+            hits: 1,
+            op: f.op,
+            switches: switches.to_vec(),
+            clause: f.clause,
+            ..Default::default()
+        }
+    }
+}
+
 /// One program a worker ran: enough to find it again.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProgramRef {
