@@ -298,6 +298,16 @@ enum Cmd {
     },
 }
 
+/// A program on stdout. A reader that stopped early (`| head`) is not an error: the rest is not
+/// wanted (`print!` would panic on the closed pipe).
+fn print_program(p: &program::Program) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(p.to_string().as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("write the program to stdout"),
+    }
+}
+
 /// `320x240` as (width, height).
 fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
     let (w, h) = s
@@ -722,7 +732,7 @@ fn real_main() -> Result<ExitCode> {
             let mut c = RngChoices(rand::rngs::SmallRng::seed_from_u64(seed));
             let mut prog = generate(&mut c, &cfg);
             prog.set_header("seed", &seed.to_string());
-            print!("{prog}");
+            print_program(&prog)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::FuzzSeeds { driver, count, out } => {
@@ -794,7 +804,7 @@ fn real_main() -> Result<ExitCode> {
             match out {
                 Some(o) => std::fs::write(&o, prog.to_string())
                     .with_context(|| format!("write {}", o.display()))?,
-                None => print!("{prog}"),
+                None => print_program(&prog)?,
             }
             Ok(ExitCode::SUCCESS)
         }

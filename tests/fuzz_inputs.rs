@@ -67,6 +67,29 @@ fn decode_prints_a_mutated_text_input_as_it_is_and_finds_a_stored_findings_drive
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn decode_into_a_reader_that_stops_early_exits_cleanly() {
+    let dir = std::env::temp_dir().join(format!("m2mfuzz-decode-pipe-{}", std::process::id()));
+    let art = dir.join("artifacts/m2m_vim2m");
+    std::fs::create_dir_all(&art).unwrap();
+    let file = art.join("crash-1");
+    std::fs::write(&file, vec![7u8; 2000]).unwrap();
+    // `| head -1`: a pipe whose reader is gone before the program is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_m2mfuzz"))
+        .arg("decode")
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The ops after a decoded program's prologue, which opens every context (`open` is a prologue
 /// op only) and ends each with its two STREAMONs: the ops the input chose, not the fixed setup.
 fn after_prologue(p: &Program) -> &[Op] {
