@@ -77,8 +77,7 @@ pub fn run(data: &[u8]) {
     if findings.is_empty() {
         return;
     }
-    let kept = h.keep(data, &findings);
-    for (f, dir) in &kept.new {
+    for (f, dir) in &h.keep(data, &findings) {
         eprintln!(
             "m2mfuzz: new finding on input ({} bytes), stored in {}:\n{}\n{}\nFINDING: {}: {}",
             data.len(),

@@ -78,14 +78,6 @@ pub struct Harness {
     started: Instant,
 }
 
-/// What [`Harness::keep`] did with one input's findings.
-pub struct Kept {
-    /// The findings whose signature this run had not stored yet, each with its directory.
-    pub new: Vec<(Finding, PathBuf)>,
-    /// Findings of known signatures (their hit counts raised).
-    pub known: usize,
-}
-
 impl Harness {
     /// A harness for `driver` (a profile name: `rga`, `hantro`, `vim2m`, `visl`, `vicodec`).
     /// Must be created on the thread that will call [`Harness::run`]: remote coverage is tied to
@@ -168,23 +160,16 @@ impl Harness {
         }
     }
 
-    /// The findings directory.
-    pub fn findings_dir(&self) -> &std::path::Path {
-        &self.store.path
-    }
-
     /// Store the findings of one input (the input that ran last, as [`Harness::run`]'s number
     /// for it): a new signature gets a directory with `input.bin` (these bytes), its decoded
     /// program (every finding of the input as `# expect:`, the boot's switches as `# switch:`)
     /// and the evidence; a known one gets its hit count raised. A write that fails is reported
-    /// and counted, and fuzzing goes on.
-    pub fn keep(&mut self, data: &[u8], findings: &[Finding]) -> Kept {
-        let mut kept = Kept {
-            new: Vec::new(),
-            known: 0,
-        };
+    /// and counted, and fuzzing goes on. Returns the findings stored new, each with its
+    /// directory.
+    pub fn keep(&mut self, data: &[u8], findings: &[Finding]) -> Vec<(Finding, PathBuf)> {
+        let mut new = Vec::new();
         if findings.is_empty() {
-            return kept;
+            return new;
         }
         self.finding_inputs += 1;
         let mut program = self.program(data);
@@ -203,21 +188,12 @@ impl Harness {
             let r = self
                 .store
                 .finding(f, meta, &program, &[], &[("input.bin", data)]);
-            match self.store.keep("a finding", r) {
-                Some(true) => {
-                    self.new_findings += 1;
-                    let dir = self
-                        .store
-                        .path
-                        .join("findings")
-                        .join(crate::stress::store::slug(&f.signature));
-                    kept.new.push((f.clone(), dir));
-                }
-                Some(false) => kept.known += 1,
-                None => {}
+            if self.store.keep("a finding", r) == Some(true) {
+                self.new_findings += 1;
+                new.push((f.clone(), self.store.finding_dir(&f.signature)));
             }
         }
-        kept
+        new
     }
 
     fn open_coverage() -> anyhow::Result<Coverage> {

@@ -4,6 +4,7 @@
 //! second over this, measured on the same node and kernel (on a board, by m2mfuzz itself).
 use crate::exec::outcome::Detail;
 use crate::exec::{ExecOptions, Executor, OpResult};
+use crate::profile::stress::StressProfile;
 use crate::profile::{DriverProfile, Requests};
 use crate::program::generate::mmap_qbuf;
 use crate::program::{Handle, Hex, Memory, Node, Op, Program, Queue, ResKind};
@@ -179,4 +180,37 @@ pub fn measure(p: &'static DriverProfile, opts: &LimitOptions) -> Result<Limit> 
                 .map_or_else(String::new, |ms| format!(", TRANS_TIME {ms} ms"))
         ),
     })
+}
+
+/// The sum of the target nodes' limits, each measured by [`measure`] with the target's
+/// first size and transaction time and printed as it is measured. A node whose loop cannot run
+/// (a stateless decoder without requests, say) is left out, and said so; None when none could.
+pub fn of_targets(profile: &StressProfile, d: Duration) -> Option<f64> {
+    let mut sum = None;
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &profile.targets {
+        let p = t.gen.profile;
+        if !seen.insert(p.name) {
+            continue; // one node per driver
+        }
+        let opts = LimitOptions {
+            size: t.gen.sizes.first().copied(),
+            trans_time_ms: t.gen.trans_time_ms.first().copied(),
+            duration: d,
+        };
+        match measure(p, &opts) {
+            Ok(l) => {
+                eprintln!(
+                    "m2mfuzz stress: limit of {}: {:.1} jobs/s ({})",
+                    l.driver, l.jobs_per_s, l.setup
+                );
+                *sum.get_or_insert(0.0) += l.jobs_per_s;
+            }
+            Err(e) => eprintln!(
+                "m2mfuzz stress: no limit for {} ({e:#}): its jobs are left out of the duty cycle's limit",
+                p.name
+            ),
+        }
+    }
+    sum
 }

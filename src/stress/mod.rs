@@ -308,7 +308,7 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
     }
 
     let limit = match opts.measure_limit {
-        Some(d) => measure_limit(profile, d),
+        Some(d) => limit::of_targets(profile, d),
         None => opts.limit,
     };
     let dbg = crate::device::debug_state::read();
@@ -521,39 +521,6 @@ pub fn run(profile: &StressProfile, opts: &RunOptions) -> Result<Totals> {
         );
     }
     Ok(totals)
-}
-
-/// The sum of the target nodes' limits, each measured by [`limit::measure`] with the target's
-/// first size and transaction time and printed as it is measured. A node whose loop cannot run
-/// (a stateless decoder without requests, say) is left out, and said so; None when none could.
-fn measure_limit(profile: &StressProfile, d: Duration) -> Option<f64> {
-    let mut sum = None;
-    let mut seen = std::collections::BTreeSet::new();
-    for t in &profile.targets {
-        let p = t.gen.profile;
-        if !seen.insert(p.name) {
-            continue; // one node per driver
-        }
-        let opts = limit::LimitOptions {
-            size: t.gen.sizes.first().copied(),
-            trans_time_ms: t.gen.trans_time_ms.first().copied(),
-            duration: d,
-        };
-        match limit::measure(p, &opts) {
-            Ok(l) => {
-                eprintln!(
-                    "m2mfuzz stress: limit of {}: {:.1} jobs/s ({})",
-                    l.driver, l.jobs_per_s, l.setup
-                );
-                *sum.get_or_insert(0.0) += l.jobs_per_s;
-            }
-            Err(e) => eprintln!(
-                "m2mfuzz stress: no limit for {} ({e:#}): its jobs are left out of the duty cycle's limit",
-                p.name
-            ),
-        }
-    }
-    sum
 }
 
 fn count_findings(store: &RunDir) -> BTreeMap<String, u64> {

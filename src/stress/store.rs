@@ -270,6 +270,11 @@ impl RunDir {
             .with_context(|| format!("append to {}", self.path.join("epochs.jsonl").display()))
     }
 
+    /// The directory of the finding with this signature.
+    pub fn finding_dir(&self, signature: &str) -> PathBuf {
+        self.path.join("findings").join(slug(signature))
+    }
+
     /// Store a finding: new signatures get a directory, written under a temporary name and
     /// renamed into place, with `files` (name, bytes) beside its program; known ones get their
     /// hit count raised. Returns true when new.
@@ -282,7 +287,7 @@ impl RunDir {
         files: &[(&str, &[u8])],
     ) -> Result<bool> {
         let mut known = self.known.lock().unwrap();
-        let dir = self.path.join("findings").join(slug(&f.signature));
+        let dir = self.finding_dir(&f.signature);
         if let Some(m) = known.get_mut(&f.signature) {
             m.hits += 1;
             write_synced(
