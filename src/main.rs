@@ -248,6 +248,10 @@ enum Cmd {
         /// Chance (percent) that the body runs on several threads over shared handles.
         #[arg(long, default_value_t = 0)]
         threads: u32,
+        /// Chance (percent) that every streaming context gets a pump thread (a client keeping
+        /// its buffers in flight).
+        #[arg(long, default_value_t = 0)]
+        pumps: u32,
     },
     /// Write a libFuzzer seed corpus for a fuzz target: deterministic inputs whose programs
     /// together use the most kinds of ops (greedy cover), named by content hash.
@@ -716,6 +720,7 @@ fn real_main() -> Result<ExitCode> {
             contexts,
             invalid,
             threads,
+            pumps,
         } => {
             let p = profile::by_name(&driver).with_context(|| {
                 let names: Vec<&str> = profile::ALL.iter().map(|p| p.name).collect();
@@ -729,6 +734,7 @@ fn real_main() -> Result<ExitCode> {
             cfg.contexts = contexts;
             cfg.invalid_percent = invalid;
             cfg.thread_percent = threads.min(100);
+            cfg.pump_percent = pumps.min(100);
             let mut c = RngChoices(rand::rngs::SmallRng::seed_from_u64(seed));
             let mut prog = generate(&mut c, &cfg);
             prog.set_header("seed", &seed.to_string());

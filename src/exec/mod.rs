@@ -6,6 +6,7 @@ pub mod fork;
 pub mod memfault;
 mod ops;
 pub mod outcome;
+mod stream;
 pub mod supervise;
 mod threads;
 pub mod watchdog;
@@ -41,6 +42,10 @@ impl ExecOptions {
         let ms = match op {
             Op::Wait { timeout_ms, .. } | Op::PollDmabuf { timeout_ms, .. } => Some(*timeout_ms),
             Op::Dqbuf { timeout_ms, .. } => *timeout_ms,
+            // A client may wait its timeout for every job it asked for.
+            Op::Stream {
+                jobs, timeout_ms, ..
+            } => Some(jobs.max(&1).saturating_mul(*timeout_ms)),
             Op::Sleep { ms } => Some(*ms),
             _ => None,
         };
@@ -116,6 +121,8 @@ pub struct QueueState {
     pub sizeimage: u32,
     /// Planes per buffer.
     pub num_planes: u32,
+    /// Buffers the last successful REQBUFS/CREATE_BUFS left (a `stream` client queues these).
+    pub count: u32,
 }
 
 /// An open m2m context. Clones share its fds (program threads use one context at once): the fd

@@ -15,7 +15,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 /// An op's result and optional detail.
-type Done = (OpResult, Option<Detail>);
+pub(super) type Done = (OpResult, Option<Detail>);
 
 fn ok(v: i64) -> Done {
     (OpResult::Ok { value: v }, None)
@@ -66,14 +66,14 @@ fn errno_of(e: &std::io::Error) -> OpResult {
 
 /// A v4l2_buffer with room for planes. It lives on the stack (a heap box per op showed in the
 /// harness overhead benchmark), so the planes pointer is set by [`Buf::raw`] right before use.
-struct Buf {
-    b: v4l2_buffer,
-    planes: [v4l2_plane; VIDEO_MAX_PLANES],
+pub(super) struct Buf {
+    pub(super) b: v4l2_buffer,
+    pub(super) planes: [v4l2_plane; VIDEO_MAX_PLANES],
     mplane: bool,
 }
 
 impl Buf {
-    fn new(ctx: &Ctx, queue: Queue, index: u32, memory: u32) -> Buf {
+    pub(super) fn new(ctx: &Ctx, queue: Queue, index: u32, memory: u32) -> Buf {
         let mut buf = Buf {
             b: v4l2_buffer::default(),
             planes: [v4l2_plane::default(); VIDEO_MAX_PLANES],
@@ -90,7 +90,7 @@ impl Buf {
 
     /// `f(fd, buffer)` for a v4l2_buffer ioctl, the planes pointer aimed at this `Buf`'s own
     /// planes and `length` clamped to them.
-    fn call(
+    pub(super) fn call(
         &mut self,
         fd: RawFd,
         f: unsafe fn(RawFd, &mut v4l2_buffer) -> nix::Result<i32>,
@@ -161,7 +161,7 @@ impl ExecState {
             })
     }
 
-    fn ctx(&self, h: &Handle) -> &Ctx {
+    pub(super) fn ctx(&self, h: &Handle) -> &Ctx {
         match self.res.get(h) {
             Some(Resource::Ctx(c)) => c,
             _ => unreachable!("handle kinds are checked by the parser and `unbound`"),
@@ -195,7 +195,7 @@ impl ExecState {
         self.res.insert(h, r);
     }
 
-    fn wait_ms(&self, ms: Option<u32>) -> Duration {
+    pub(super) fn wait_ms(&self, ms: Option<u32>) -> Duration {
         ms.map_or(self.opts.default_wait, |m| Duration::from_millis(m.into()))
             .min(self.opts.max_wait)
     }
@@ -297,6 +297,7 @@ impl ExecState {
                     memory: V4L2_MEMORY_MMAP,
                     sizeimage: 0,
                     num_planes: 1,
+                    count: 0,
                 };
                 self.bind(
                     *ret,
@@ -389,7 +390,9 @@ impl ExecState {
                 };
                 self.retry(|| ioctl::reqbufs(c.video.as_raw_fd(), &mut rb))?;
                 if let Queue::Out | Queue::Cap = queue {
-                    self.ctx_mut(ctx).queues[qidx(*queue)].memory = memory.raw();
+                    let qs = &mut self.ctx_mut(ctx).queues[qidx(*queue)];
+                    qs.memory = memory.raw();
+                    qs.count = rb.count;
                 }
                 ok_with(
                     rb.count.into(),
@@ -426,7 +429,9 @@ impl ExecState {
                 }
                 self.retry(|| ioctl::create_bufs(c.video.as_raw_fd(), &mut cb))?;
                 if let Queue::Out | Queue::Cap = queue {
-                    self.ctx_mut(ctx).queues[qidx(*queue)].memory = memory.raw();
+                    let qs = &mut self.ctx_mut(ctx).queues[qidx(*queue)];
+                    qs.memory = memory.raw();
+                    qs.count = qs.count.max(cb.index.saturating_add(cb.count));
                 }
                 ok_with(
                     cb.index.into(),
@@ -605,6 +610,11 @@ impl ExecState {
                 self.retry(|| b.call(fd, ioctl::dqbuf))?;
                 ok_detail(b.b.index.into(), b.facts(Some(revents)))
             }
+            Op::Stream {
+                ctx,
+                jobs,
+                timeout_ms,
+            } => self.stream(ctx, *jobs, *timeout_ms)?,
             Op::Streamon { ctx, queue } | Op::Streamoff { ctx, queue } => {
                 let c = self.ctx(ctx);
                 let mut t = buf_type(c, *queue) as libc::c_int;

@@ -122,6 +122,8 @@ pub enum Detail {
     Buf(BufFacts),
     /// What SYNC_IOC_FILE_INFO said of a sync_file (boxed: an outcome is kept small).
     Fences(Box<SyncFacts>),
+    /// What a `stream` client did.
+    Stream(StreamFacts),
 }
 
 impl Detail {
@@ -131,6 +133,7 @@ impl Detail {
             Detail::Text(t) => Cow::Borrowed(t),
             Detail::Buf(b) => Cow::Owned(b.to_string()),
             Detail::Fences(f) => Cow::Owned(f.to_string()),
+            Detail::Stream(st) => Cow::Owned(st.to_string()),
         }
     }
 
@@ -149,6 +152,7 @@ impl fmt::Display for Detail {
             Detail::Text(t) => f.write_str(t),
             Detail::Buf(b) => b.fmt(f),
             Detail::Fences(s) => s.fmt(f),
+            Detail::Stream(st) => st.fmt(f),
         }
     }
 }
@@ -156,6 +160,52 @@ impl fmt::Display for Detail {
 impl Serialize for Detail {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// Why a `stream` client stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamStop {
+    /// It saw the jobs it was asked for.
+    Jobs,
+    /// No buffer came back for its `timeout_ms` (or nothing was queued on either queue).
+    Stalled,
+    /// Its whole time (jobs x timeout, capped at the longest wait) ran out.
+    Budget,
+    /// The watchdog's deadline fired.
+    Deadline,
+}
+
+/// What a `stream` client did: the buffers it queued and got back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamFacts {
+    /// CAPTURE buffers dequeued (the op's value).
+    pub capture: u32,
+    /// Of those, returned with V4L2_BUF_FLAG_ERROR.
+    pub capture_errors: u32,
+    /// OUTPUT buffers dequeued.
+    pub output: u32,
+    /// QBUFs that succeeded.
+    pub queued: u32,
+    /// QBUFs the kernel refused (a buffer someone else holds queued, a queue torn down).
+    pub refused: u32,
+    /// Why it stopped.
+    pub stop: StreamStop,
+}
+
+impl fmt::Display for StreamFacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stop = match self.stop {
+            StreamStop::Jobs => "jobs",
+            StreamStop::Stalled => "stalled",
+            StreamStop::Budget => "budget",
+            StreamStop::Deadline => "deadline",
+        };
+        write!(
+            f,
+            "capture={} errors={} output={} queued={} refused={} stopped={stop}",
+            self.capture, self.capture_errors, self.output, self.queued, self.refused
+        )
     }
 }
 

@@ -24,6 +24,7 @@ struct Raw {
     invalid_percent: Option<Spanned<u32>>,
     import_percent: Option<Spanned<u32>>,
     thread_percent: Option<Spanned<u32>>,
+    pump_percent: Option<Spanned<u32>>,
     #[serde(default)]
     switches: Vec<Spanned<String>>,
     #[serde(default)]
@@ -134,6 +135,10 @@ pub struct StressProfile {
 /// say (`thread_percent`): races on shared handles are what an overnight run is for.
 pub const DEFAULT_THREAD_PERCENT: u32 = 25;
 
+/// The share of a stress run's programs in which every streaming context has a pump thread when
+/// the profile does not say (`pump_percent`): a node kept busy is one whose jobs the chaos hits.
+pub const DEFAULT_PUMP_PERCENT: u32 = 80;
+
 fn line_of(src: &str, span: std::ops::Range<usize>) -> usize {
     src[..span.start.min(src.len())].matches('\n').count() + 1
 }
@@ -194,6 +199,7 @@ impl StressProfile {
             "thread_percent",
             DEFAULT_THREAD_PERCENT,
         )?;
+        let pump_percent = percent(&raw.pump_percent, "pump_percent", DEFAULT_PUMP_PERCENT)?;
         let known: Vec<&str> = ACTIONS.iter().map(|(n, _)| *n).collect();
         for (name, w) in &raw.weights {
             if !known.contains(&name.as_str()) {
@@ -233,6 +239,7 @@ impl StressProfile {
             gen.invalid_percent = invalid_percent;
             gen.import_percent = import_percent;
             gen.thread_percent = thread_percent;
+            gen.pump_percent = pump_percent;
             gen.max_wait_ms = max_wait_ms;
             gen.trans_time_ms = t
                 .trans_time_ms

@@ -81,6 +81,10 @@ pub struct GenConfig {
     /// Percentage of programs whose body runs on several program threads sharing its handles
     /// (2 to 4 threads, barriers now and then): the races one sequence cannot reach.
     pub thread_percent: u32,
+    /// Percentage of programs in which every context the prologue left streaming gets a pump
+    /// thread: a client keeping all its buffers in flight while the body acts on the same
+    /// handles, so the chaos lands on live jobs and the node stays busy.
+    pub pump_percent: u32,
 }
 
 /// Body actions and their default weights.
@@ -132,6 +136,7 @@ impl GenConfig {
             trans_time_ms: Vec::new(),
             import_percent: 30,
             thread_percent: 0,
+            pump_percent: 0,
         }
     }
 }
@@ -899,48 +904,31 @@ pub(crate) fn mmap_qbuf(ctx: Handle, queue: Queue, index: u32) -> Op {
     }
 }
 
-/// A pump's ops: rounds of QBUF OUTPUT and CAPTURE of each buffer pair, then DQBUF CAPTURE and
-/// OUTPUT, on a context the prologue left streaming with MMAP buffers on both queues (none
-/// when there is no such context).
-fn pump_ops(c: &mut impl Choices, ctxs: &[CtxModel], max_wait_ms: u32) -> Vec<Op> {
-    let usable: Vec<&CtxModel> = ctxs
-        .iter()
+/// The contexts a pump can stream: the prologue left both queues streaming with MMAP buffers.
+fn pumpable(ctxs: &[CtxModel]) -> Vec<&CtxModel> {
+    ctxs.iter()
         .filter(|m| {
             m.q.iter()
                 .all(|q| q.streaming && q.count > 0 && q.memory == Some(Memory::Mmap))
         })
-        .collect();
-    if usable.is_empty() {
-        return Vec::new();
-    }
-    let m = usable[c.below(usable.len() as u32) as usize];
-    let pairs = m.q[0].count.min(m.q[1].count);
-    let rounds = 4 + c.below(13);
-    let mut v = Vec::new();
-    for r in 0..rounds {
-        let index = r % pairs;
-        for queue in [Queue::Out, Queue::Cap] {
-            v.push(mmap_qbuf(m.h, queue, index));
-        }
-        // Short waits: a buffer a restart handed back never completes, and a pump that waits
-        // out the longest wait for it starts few jobs.
-        for queue in [Queue::Cap, Queue::Out] {
-            v.push(Op::Dqbuf {
-                ctx: m.h,
-                queue,
-                memory: None,
-                timeout_ms: Some(max_wait_ms.min(100)),
-            });
-        }
-    }
-    v
+        .collect()
+}
+
+/// A pump's ops on context `m`: a client (`stream`) that keeps every buffer pair queued and
+/// re-queues each as it comes back, as a player does, for 8 to 64 jobs; it gives up after the
+/// longest wait without a buffer back (a stream the body or a restart stopped).
+fn pump_ops(c: &mut impl Choices, m: &CtxModel, max_wait_ms: u32) -> Vec<Op> {
+    vec![Op::Stream {
+        ctx: m.h,
+        jobs: 8 + c.below(57),
+        timeout_ms: max_wait_ms,
+    }]
 }
 
 /// A restarting thread's ops on `ctx`: `rounds` times a pause, STREAMOFF and STREAMON of a
 /// queue, now and then a QUERYBUF or G_FMT between. Half the pauses are short (0-3 ms: a
 /// restart right after the last); the others are up to 120 ms, so that the restarts land all
-/// over the pump's life rather than in its first rounds (after a restart the pump waits out
-/// its DQBUF timeout, 100 ms, for the buffers the STREAMOFF handed back).
+/// over the pump's life rather than in its first jobs.
 fn restart_ops(c: &mut impl Choices, ctx: Handle, rounds: usize) -> Vec<Op> {
     let mut v = Vec::new();
     for _ in 0..rounds {
@@ -1008,35 +996,54 @@ pub fn generate(choices: &mut impl Choices, cfg: &GenConfig) -> Program {
 impl<C: Choices> Gen<'_, C> {
     /// The program, its body spread over threads when the share says so: after the prologue
     /// and a barrier, each action's ops on one thread, a barrier before an action now and then,
-    /// and the tail (closing timelines) on the main thread after a last barrier. Half the
-    /// time, two more threads in the first segment: a pump and a restarter of its stream.
+    /// and the tail (closing timelines) on the main thread after a last barrier. In a pumped
+    /// program (the pump share) every streaming context gets a pump thread besides the body's;
+    /// in a threaded one without, half the time one context does. A threaded program with a
+    /// pump also gets a restarter of a pumped stream.
     fn threads(self, body: usize, tail: usize) -> Program {
         let header = vec![("driver".to_string(), self.cfg.profile.name.to_string())];
         let c = self.c;
-        if tail <= body || !c.chance(self.cfg.thread_percent) {
+        let threaded = tail > body && c.chance(self.cfg.thread_percent);
+        // The pump share is drawn only when there is one, so programs of a generator without
+        // pumps (the fuzz targets') keep their choices.
+        let pumped = tail > body
+            && self.cfg.pump_percent > 0
+            && !pumpable(&self.after_prologue).is_empty()
+            && c.chance(self.cfg.pump_percent);
+        if !threaded && !pumped {
             return Program {
                 header,
                 ops: self.ops,
                 threads: Vec::new(),
             };
         }
-        let n = 2 + c.below(3);
-        // Half the time one more thread is a client streaming one context as fast as it can
-        // (QBUF both queues, DQBUF both) while the body's threads act on the same handles: the
-        // chaos lands on live jobs.
-        let pump = if c.chance(50) {
-            pump_ops(c, &self.after_prologue, self.cfg.max_wait_ms)
-        } else {
-            Vec::new()
-        };
-        // And beside a pump, a thread that restarts its stream again and again (a client's
-        // seek or flush: STREAMOFF, STREAMON of one queue), with other looks at the same
-        // context between: what a cancel does to jobs in flight at every point of their life.
-        let restarts = match pump.first() {
-            Some(Op::Qbuf { ctx, .. }) => restart_ops(c, *ctx, pump.len() / 4),
-            _ => Vec::new(),
-        };
-        let mut steps = Vec::with_capacity(self.ops.len() + pump.len() + 8);
+        let n = if threaded { 2 + c.below(3) } else { 1 };
+        let usable = pumpable(&self.after_prologue);
+        let mut extra: Vec<Vec<Op>> = Vec::new();
+        if pumped {
+            // A client per streaming context, each on a thread of its own.
+            for m in &usable {
+                extra.push(pump_ops(c, m, self.cfg.max_wait_ms));
+            }
+        } else if c.chance(50) && !usable.is_empty() {
+            // Half the threaded programs: one context streamed as fast as it can while the
+            // body's threads act on the same handles.
+            let m = usable[c.below(usable.len() as u32) as usize];
+            extra.push(pump_ops(c, m, self.cfg.max_wait_ms));
+        }
+        // In a threaded program, beside a pump, a thread that restarts its stream again and
+        // again (a client's seek or flush: STREAMOFF, STREAMON of one queue), with other looks
+        // at the same context between: what a cancel does to jobs in flight at every point of
+        // their life.
+        if threaded && !extra.is_empty() {
+            let i = c.below(extra.len() as u32) as usize;
+            if let Some(Op::Stream { ctx, jobs, .. }) = extra[i].first() {
+                let (ctx, rounds) = (*ctx, 2 + *jobs as usize / 4);
+                extra.push(restart_ops(c, ctx, rounds));
+            }
+        }
+        let mut steps =
+            Vec::with_capacity(self.ops.len() + extra.iter().map(Vec::len).sum::<usize>() + 8);
         let mut starts = self.actions.iter().copied().peekable();
         let mut thread = 0u8;
         for (i, op) in self.ops.into_iter().enumerate() {
@@ -1046,7 +1053,7 @@ impl<C: Choices> Gen<'_, C> {
                 starts.next();
                 starts_here = true;
             }
-            if i >= body && i < tail && starts_here {
+            if threaded && i >= body && i < tail && starts_here {
                 if i > body && c.chance(8) {
                     steps.push((0, Op::Barrier {}));
                 }
@@ -1055,8 +1062,9 @@ impl<C: Choices> Gen<'_, C> {
             // The prologue's contexts and buffers exist before any thread starts.
             if i == body {
                 steps.push((0, Op::Barrier {}));
-                steps.extend(pump.iter().map(|op| (n as u8, op.clone())));
-                steps.extend(restarts.iter().map(|op| (n as u8 + 1, op.clone())));
+                for (t, ops) in extra.iter().enumerate() {
+                    steps.extend(ops.iter().map(|op| ((n as usize + t) as u8, op.clone())));
+                }
             }
             if i == tail {
                 steps.push((0, Op::Barrier {}));

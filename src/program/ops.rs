@@ -293,6 +293,10 @@ ops! {
     };
     /// Wait (poll) up to `timeout_ms` for the queue, then VIDIOC_DQBUF; the value is the index.
     Dqbuf "dqbuf" (ctx: Ctx) { queue: Queue, memory: Option<Memory>, timeout_ms: Option<u32> };
+    /// A streaming client on the context (MMAP on both queues): queue every buffer, re-queue
+    /// each as it comes back, until `jobs` CAPTURE buffers came back or none did for
+    /// `timeout_ms`; the value is the CAPTURE buffers dequeued.
+    Stream "stream" (ctx: Ctx) { jobs: u32, timeout_ms: u32 };
     /// VIDIOC_STREAMON.
     Streamon "streamon" (ctx: Ctx) { queue: Queue };
     /// VIDIOC_STREAMOFF.

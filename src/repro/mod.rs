@@ -309,6 +309,15 @@ fn emit(
             }
             out
         }
+        Op::Stream { ctx, jobs, timeout_ms } => {
+            let mut out = format!("\tr = do_stream_client(&{}, {jobs}, {timeout_ms});\n", var(ctx));
+            // Which buffers the client left queued is not followed: no CAPTURE buffer of the
+            // context counts as complete after it.
+            if track {
+                let _ = writeln!(out, "\tmemset(complete_buf[{}][1], 0, sizeof(complete_buf[0][1]));", ctx_index(ctx));
+            }
+            out
+        }
         Op::Streamon { ctx, queue } => format!("\tr = do_stream(&{}, VIDIOC_STREAMON, {});\n", var(ctx), q(*queue)),
         Op::Streamoff { ctx, queue } => format!("\tr = do_stream(&{}, VIDIOC_STREAMOFF, {});\n", var(ctx), q(*queue)),
         Op::Expbuf { ctx, queue, index, plane, flags, ret } => {

@@ -31,7 +31,7 @@ struct sw_sync_create_fence_data { __u32 value; char name[32]; __s32 fence; };
 
 struct ctx {
 	int fd, media, mplane;
-	unsigned mem[2], sizeimage[2], planes[2];
+	unsigned mem[2], sizeimage[2], planes[2], count[2];
 	char path[32];
 };
 
@@ -323,7 +323,7 @@ HELPER long do_reqbufs(struct ctx *c, unsigned q, unsigned count, unsigned mem)
 	rb.count = count, rb.type = buf_type(c, q), rb.memory = mem;
 	long r = xioctl(c->fd, VIDIOC_REQBUFS, &rb);
 	if (r == 0 && q < 2)
-		c->mem[q] = mem;
+		c->mem[q] = mem, c->count[q] = rb.count;
 	return r ? r : (long)rb.count;
 }
 
@@ -335,7 +335,9 @@ HELPER long do_create_bufs(struct ctx *c, unsigned q, unsigned count, unsigned m
 	if (xioctl(c->fd, VIDIOC_G_FMT, &cb.format))
 		return -1;
 	long r = xioctl(c->fd, VIDIOC_CREATE_BUFS, &cb);
-	if (r == 0 && q < 2)
+	if (r == 0 && q < 2 && cb.index + cb.count > c->count[q])
+		c->mem[q] = mem, c->count[q] = cb.index + cb.count;
+	else if (r == 0 && q < 2)
 		c->mem[q] = mem;
 	return r ? r : (long)cb.index;
 }
@@ -386,6 +388,59 @@ HELPER long do_dqbuf(struct ctx *c, unsigned q, int mem, int timeout_ms)
 		return -1;
 	}
 	return do_buf(c, VIDIOC_DQBUF, q, 0, mem, -1, -1, -1, -1, -1);
+}
+
+/* The stream op: a client keeping every MMAP buffer of both queues queued, re-queueing each as
+ * it comes back, until `jobs` CAPTURE buffers came back or none did for `timeout_ms` (or jobs x
+ * timeout passed, at most 30 s); returns the CAPTURE buffers dequeued. */
+HELPER long do_stream_client(struct ctx *c, unsigned jobs, int timeout_ms)
+{
+	if (c->mem[0] != V4L2_MEMORY_MMAP || c->mem[1] != V4L2_MEMORY_MMAP || !c->count[0] || !c->count[1]) {
+		errno = EINVAL;
+		return -1;
+	}
+	unsigned n[2] = { c->count[0] < 32 ? c->count[0] : 32, c->count[1] < 32 ? c->count[1] : 32 };
+	char mine[2][32] = { { 0 } };
+	double t0 = now_s(), last = t0;
+	double budget = (double)timeout_ms * (jobs ? jobs : 1) / 1000.0;
+	double end = t0 + (budget < 30.0 ? budget : 30.0);
+	long capture = 0;
+	while ((unsigned)capture < jobs) {
+		for (unsigned q = 0; q < 2; q++)
+			for (unsigned i = 0; i < n[q]; i++)
+				if (!mine[q][i] && do_buf(c, VIDIOC_QBUF, q, i, V4L2_MEMORY_MMAP, -1, -1, -1, -1, -1) >= 0)
+					mine[q][i] = 1;
+		double now = now_s(), until = last + timeout_ms / 1000.0;
+		if (until > end)
+			until = end;
+		if (now >= until)
+			break;
+		struct pollfd p = { c->fd, POLLIN | POLLOUT, 0 };
+		int pr = poll(&p, 1, (int)((until - now) * 1000) + 1);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		int got = 0;
+		for (int q = 1; q >= 0; q--) {
+			for (;;) {
+				long r = do_buf(c, VIDIOC_DQBUF, (unsigned)q, 0, V4L2_MEMORY_MMAP, -1, -1, -1, -1, -1);
+				if (r >= 0) {
+					got = 1;
+					if (r < 32)
+						mine[q][r] = 0;
+					capture += q == 1;
+					continue;
+				}
+				if (errno == EINVAL || errno == EPIPE || errno == EIO)
+					memset(mine[q], 0, sizeof(mine[q]));
+				break;
+			}
+		}
+		if (got)
+			last = now_s();
+		else if (pr > 0)
+			usleep(2000);
+	}
+	return capture;
 }
 
 HELPER long do_stream(struct ctx *c, unsigned long req, unsigned q)

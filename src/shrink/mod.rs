@@ -244,6 +244,16 @@ fn simpler(op: &Op) -> Vec<Op> {
             timeout_ms: None,
         }),
         Op::Sleep { ms } if *ms > 1 => push(Op::Sleep { ms: ms / 2 }),
+        // A client that runs fewer jobs.
+        Op::Stream {
+            ctx,
+            jobs,
+            timeout_ms,
+        } if *jobs > 1 => push(Op::Stream {
+            ctx: *ctx,
+            jobs: jobs / 2,
+            timeout_ms: *timeout_ms,
+        }),
         _ => {}
     }
     v

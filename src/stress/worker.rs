@@ -165,17 +165,14 @@ impl Worker {
                         | OpResult::Fault { .. }
                         | OpResult::Panicked { .. } => run.errors += 1,
                         OpResult::TimedOut => run.timeouts += 1,
-                        OpResult::Ok { .. } => {
-                            if matches!(
-                                op,
-                                Op::Dqbuf {
-                                    queue: Queue::Cap,
-                                    ..
-                                }
-                            ) {
-                                run.frames += 1;
-                            }
-                        }
+                        OpResult::Ok { value } => match op {
+                            Op::Dqbuf {
+                                queue: Queue::Cap, ..
+                            } => run.frames += 1,
+                            // A client's value is the CAPTURE buffers it dequeued.
+                            Op::Stream { .. } => run.frames += (*value).max(0) as u64,
+                            _ => {}
+                        },
                     }
                     run.ops += 1;
                 }

@@ -1,0 +1,168 @@
+//! The `stream` op: a client that keeps a context's MMAP buffers in flight, as a player or a
+//! converter pipeline does, so that the other threads' chaos lands on live jobs and the node
+//! stays busy. One op rather than a list of QBUF/DQBUF ops: it re-queues what comes back, not
+//! what a generator guessed would, and it stops when the stream stalls instead of waiting out
+//! every round.
+use super::ops::{Buf, Done};
+use super::outcome::{Detail, StreamFacts, StreamStop};
+use super::{ExecState, OpResult};
+use crate::program::{Handle, Queue};
+use crate::uapi::ioctl;
+use crate::uapi::v4l2::*;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Buffers per queue a client follows (higher indices are left alone).
+const MAX_BUFFERS: usize = 32;
+
+/// The pause after a round that got nothing back, so a stream that cannot move (queues off,
+/// buffers held elsewhere) does not spin until its timeout.
+const IDLE: Duration = Duration::from_millis(2);
+
+impl ExecState {
+    /// Run a client on `h` until it saw `jobs` CAPTURE buffers, or none came back for
+    /// `timeout_ms`, or its budget (jobs x timeout, capped at the longest wait) ran out.
+    pub(super) fn stream(
+        &mut self,
+        h: &Handle,
+        jobs: u32,
+        timeout_ms: u32,
+    ) -> Result<Done, OpResult> {
+        let c = self.ctx(h).clone();
+        if c.queues
+            .iter()
+            .any(|q| q.memory != V4L2_MEMORY_MMAP || q.count == 0)
+        {
+            // A client of this shape needs MMAP buffers on both queues.
+            return Err(OpResult::errno(Errno::EINVAL));
+        }
+        let fd = c.video.as_raw_fd();
+        let counts = c.queues.map(|q| (q.count as usize).min(MAX_BUFFERS));
+        let mut mine = [[false; MAX_BUFFERS]; 2];
+        let stall = self.wait_ms(Some(timeout_ms));
+        let t0 = Instant::now();
+        let end = t0 + stall.saturating_mul(jobs.max(1)).min(self.opts.max_wait);
+        let mut last = t0;
+        let mut f = StreamFacts {
+            capture: 0,
+            capture_errors: 0,
+            output: 0,
+            queued: 0,
+            refused: 0,
+            stop: StreamStop::Jobs,
+        };
+        loop {
+            if f.capture >= jobs {
+                f.stop = StreamStop::Jobs;
+                break;
+            }
+            if self.deadline_fired() {
+                f.stop = StreamStop::Deadline;
+                break;
+            }
+            for (qi, queue) in [(0, Queue::Out), (1, Queue::Cap)] {
+                for (i, held) in mine[qi].iter_mut().enumerate().take(counts[qi]) {
+                    if *held {
+                        continue;
+                    }
+                    let mut b = Buf::new(&c, queue, i as u32, V4L2_MEMORY_MMAP);
+                    let out = qi == 0;
+                    let used = if out { c.queues[0].sizeimage } else { 0 };
+                    b.b.field = if out { V4L2_FIELD_NONE } else { V4L2_FIELD_ANY };
+                    if c.mplane {
+                        b.b.length = c.queues[qi].num_planes.max(1);
+                        b.planes[0].bytesused = used;
+                    } else {
+                        b.b.bytesused = used;
+                    }
+                    match b.call(fd, ioctl::qbuf) {
+                        Ok(_) => {
+                            *held = true;
+                            f.queued += 1;
+                        }
+                        Err(_) => f.refused += 1,
+                    }
+                }
+            }
+            let now = Instant::now();
+            let left = (last + stall).min(end).saturating_duration_since(now);
+            if left.is_zero() {
+                f.stop = if now >= end {
+                    StreamStop::Budget
+                } else {
+                    StreamStop::Stalled
+                };
+                break;
+            }
+            let revents = match poll(fd, left) {
+                Ok(r) => r,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(OpResult::errno(e)),
+            };
+            let got = dequeue(&c, fd, &mut mine, &mut f);
+            if got {
+                last = Instant::now();
+            } else if !revents.is_empty() {
+                std::thread::sleep(IDLE.min(left));
+            }
+        }
+        Ok((
+            OpResult::Ok {
+                value: f.capture.into(),
+            },
+            Some(Detail::Stream(f)),
+        ))
+    }
+}
+
+/// poll() the node for either queue for up to `left`; empty on a time-out.
+fn poll(fd: RawFd, left: Duration) -> nix::Result<PollFlags> {
+    // SAFETY: the context (and so the fd) is held by the caller for the duration of the call.
+    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let mut pfd = [PollFd::new(bfd, PollFlags::POLLIN | PollFlags::POLLOUT)];
+    let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+        .unwrap_or(PollTimeout::MAX);
+    match nix::poll::poll(&mut pfd, ms)? {
+        0 => Ok(PollFlags::empty()),
+        _ => Ok(pfd[0].revents().unwrap_or(PollFlags::empty())),
+    }
+}
+
+/// Dequeue everything both queues have done (the fd is non-blocking); true when anything came.
+fn dequeue(
+    c: &super::Ctx,
+    fd: RawFd,
+    mine: &mut [[bool; MAX_BUFFERS]; 2],
+    f: &mut StreamFacts,
+) -> bool {
+    let mut got = false;
+    for (qi, queue) in [(1, Queue::Cap), (0, Queue::Out)] {
+        loop {
+            let mut b = Buf::new(c, queue, 0, V4L2_MEMORY_MMAP);
+            match b.call(fd, ioctl::dqbuf) {
+                Ok(_) => {
+                    got = true;
+                    if let Some(held) = mine[qi].get_mut(b.b.index as usize) {
+                        *held = false;
+                    }
+                    if qi == 1 {
+                        f.capture += 1;
+                        f.capture_errors += u32::from(b.b.flags & V4L2_BUF_FLAG_ERROR != 0);
+                    } else {
+                        f.output += 1;
+                    }
+                }
+                // The queue is off (a STREAMOFF handed every buffer back) or broken: queue them
+                // all again next round.
+                Err(Errno::EINVAL | Errno::EPIPE | Errno::EIO) => {
+                    mine[qi] = [false; MAX_BUFFERS];
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    got
+}
