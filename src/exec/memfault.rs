@@ -280,6 +280,21 @@ impl Guard {
         let from = addr & !(page - 1);
         // The mapping covers whole pages: its last page ends at `end` rounded up.
         let to = end.div_ceil(page) * page;
+        // Published before the pages change: a thread that starts an access of this range
+        // later sees the replacement unsettled and does not access it, and one that started
+        // before sees the sequence moved when it is done. Published after the mmap, a thread
+        // preempting this one between the two could run its whole access over the anonymous
+        // pages and see nothing.
+        let seq = SEQ.fetch_add(1, SeqCst) + 1;
+        let slot = &SLOTS[seq as usize % RING];
+        slot.seq.store(0, SeqCst);
+        slot.start.store(from, SeqCst);
+        slot.end.store(to, SeqCst);
+        slot.signal.store(sig, SeqCst);
+        slot.code.store(code, SeqCst);
+        slot.addr.store(addr, SeqCst);
+        slot.settled.store(false, SeqCst);
+        slot.seq.store(seq, SeqCst);
         // SAFETY: `from..to` lies inside the guarded mapping, which the accessing code owns
         // and reaches only through raw pointers (see `fill`); MAP_FIXED replaces those pages
         // atomically and touches nothing else. mmap is a plain system call.
@@ -294,18 +309,10 @@ impl Guard {
             )
         };
         if p == libc::MAP_FAILED {
+            // Nothing was replaced: withdraw the notice.
+            slot.seq.store(0, SeqCst);
             return false;
         }
-        let seq = SEQ.fetch_add(1, SeqCst) + 1;
-        let slot = &SLOTS[seq as usize % RING];
-        slot.seq.store(0, SeqCst);
-        slot.start.store(from, SeqCst);
-        slot.end.store(to, SeqCst);
-        slot.signal.store(sig, SeqCst);
-        slot.code.store(code, SeqCst);
-        slot.addr.store(addr, SeqCst);
-        slot.settled.store(false, SeqCst);
-        slot.seq.store(seq, SeqCst);
         if self.signal.load(SeqCst) == 0 {
             self.code.store(code, SeqCst);
             self.addr.store(addr, SeqCst);
