@@ -252,6 +252,16 @@ enum Cmd {
         /// its buffers in flight).
         #[arg(long, default_value_t = 0)]
         pumps: u32,
+        /// Print the program a stress run with this profile and `--seed` ran as `--program` of
+        /// `--worker` (the generator options above are then the profile's).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// With `--profile`: the worker.
+        #[arg(long, default_value_t = 0)]
+        worker: u32,
+        /// With `--profile`: the program's number in the worker's stream.
+        #[arg(long, default_value_t = 0)]
+        program: u64,
     },
     /// Write a libFuzzer seed corpus for a fuzz target: deterministic inputs whose programs
     /// together use the most kinds of ops (greedy cover), named by content hash.
@@ -721,6 +731,27 @@ fn real_main() -> Result<ExitCode> {
             invalid,
             threads,
             pumps,
+            profile: Some(path),
+            worker,
+            program,
+        } => {
+            let _ = (driver, ops, contexts, invalid, threads, pumps);
+            let p = m2mfuzz::profile::stress::StressProfile::load(&path)?;
+            let gen = &p.target_of(worker).gen;
+            print_program(&m2mfuzz::stress::worker::program_of(
+                gen, seed, worker, program,
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Generate {
+            driver,
+            seed,
+            ops,
+            contexts,
+            invalid,
+            threads,
+            pumps,
+            ..
         } => {
             let p = profile::by_name(&driver).with_context(|| {
                 let names: Vec<&str> = profile::ALL.iter().map(|p| p.name).collect();

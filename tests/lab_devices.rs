@@ -2,6 +2,7 @@
 //! executor. They are `#[ignore]`d on the host and run in the QEMU lab by ci/lab/run-tests.sh
 //! (`--include-ignored --test-threads=1`), where every node must be present.
 use m2mfuzz::device;
+use m2mfuzz::exec::outcome::{Detail, StreamFacts, StreamStop};
 use m2mfuzz::exec::{ExecOptions, Executor, OpResult, Outcome};
 use m2mfuzz::oracle::{Clause, Kind, OracleOptions, OracleSet, Verdict};
 use m2mfuzz::program::{text, Program};
@@ -18,7 +19,13 @@ fn run(src: &str) -> (Program, Vec<Outcome>) {
 }
 
 fn run_judged(src: &str) -> (Program, Vec<Outcome>, Verdict) {
-    let prog = text::parse(&format!("# m2mfuzz program v1\n{src}"))
+    // Programs with threads are text v2.
+    let v = if src.lines().any(|l| l.starts_with('@')) {
+        2
+    } else {
+        1
+    };
+    let prog = text::parse(&format!("# m2mfuzz program v{v}\n{src}"))
         .unwrap_or_else(|e| panic!("{e}\n{src}"));
     let mut oracles = OracleSet::new(OracleOptions::default());
     let outcomes = Executor::new(ExecOptions::default()).run_observed(&prog, &mut oracles);
@@ -280,6 +287,85 @@ reqbufs c0 queue=out count=0 memory=mmap
     assert!(
         matches!(o[15].result, OpResult::Ok { .. }) && matches!(o[16].result, OpResult::Ok { .. })
     );
+    assert_lockdep_on();
+}
+
+/// What a `stream` op reported.
+fn stream_facts(o: &Outcome) -> StreamFacts {
+    match &o.detail {
+        Some(Detail::Stream(f)) => *f,
+        d => panic!("op {} gave no stream facts: {} {d:?}", o.index, o.result),
+    }
+}
+
+const STREAM_SETUP: &str = "\
+open node=vim2m -> c0
+s_fmt c0 queue=out fourcc=RGBP width=320 height=240
+s_fmt c0 queue=cap fourcc=RGBP width=320 height=240
+set_ctrl c0 id=0x981900 value=1
+reqbufs c0 queue=out count=3 memory=mmap
+reqbufs c0 queue=cap count=3 memory=mmap
+streamon c0 queue=out
+";
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn stream_keeps_every_buffer_in_flight_and_stops_when_nothing_comes_back() {
+    // Both queues on: the client sees the jobs it asked for, each buffer queued again as it came
+    // back (3 pairs primed, then one QBUF per buffer returned but the last round's).
+    let src = format!("{STREAM_SETUP}streamon c0 queue=cap\nstream c0 jobs=40 timeout_ms=2000\n");
+    let (p, o) = run(&src);
+    let s = find(&p, &o, "stream c0", 0);
+    let f = stream_facts(s);
+    assert_eq!(value(s), 40, "{f}");
+    assert_eq!(
+        (f.stop, f.capture, f.capture_errors),
+        (StreamStop::Jobs, 40, 0),
+        "{f}"
+    );
+    assert!(f.output >= 39 && f.queued >= 6 + 60, "{f}");
+    // CAPTURE off: no job can run, so the client gives up after its timeout, not its budget.
+    let src = format!("{STREAM_SETUP}stream c0 jobs=40 timeout_ms=300\n");
+    let (p, o) = run(&src);
+    let s = find(&p, &o, "stream c0", 0);
+    let f = stream_facts(s);
+    assert_eq!((f.stop, f.capture), (StreamStop::Stalled, 0), "{f}");
+    assert!(
+        s.duration() >= Duration::from_millis(300) && s.duration() < Duration::from_secs(3),
+        "{:?}",
+        s.duration()
+    );
+    // DMABUF memory on a queue: not a client this op can be.
+    let src = "\
+open node=vim2m -> c0
+reqbufs c0 queue=out count=2 memory=dmabuf
+reqbufs c0 queue=cap count=2 memory=mmap
+stream c0 jobs=4 timeout_ms=100
+";
+    let (p, o) = run(src);
+    assert_eq!(
+        find(&p, &o, "stream c0", 0).result,
+        OpResult::Err {
+            errno: libc::EINVAL
+        }
+    );
+    assert_lockdep_on();
+}
+
+#[test]
+#[ignore = "lab: needs the QEMU lab kernel's test drivers (ci/lab/run-tests.sh)"]
+fn stream_goes_on_through_restarts_by_another_thread() {
+    // A restarter hands the queued buffers back again and again; the client queues them again
+    // and keeps getting frames, the fences all signal and nothing is reported.
+    let mut src = format!(
+        "{STREAM_SETUP}streamon c0 queue=cap\nbarrier\n@1 stream c0 jobs=60 timeout_ms=2000\n"
+    );
+    for q in ["cap", "out", "cap", "out"] {
+        src += &format!("@2 sleep ms=40\n@2 streamoff c0 queue={q}\n@2 streamon c0 queue={q}\n");
+    }
+    let (p, o) = run(&src);
+    let f = stream_facts(find(&p, &o, "stream c0", 0));
+    assert_eq!((f.stop, f.capture), (StreamStop::Jobs, 60), "{f}");
     assert_lockdep_on();
 }
 

@@ -218,6 +218,20 @@ impl<C: Choices> Gen<'_, C> {
         self.ops.push(op);
     }
 
+    /// A set-up op of the prologue: corrupted like any other, but then followed by its valid
+    /// form, as a client retries a refused setting. The error path is reached and the stream
+    /// is set up anyway, so the body's chaos and the pumps have live queues to work on.
+    fn setup(&mut self, op: Op) {
+        let mut bad = op.clone();
+        if self.c.chance(self.cfg.invalid_percent) {
+            self.corrupt(&mut bad);
+            if bad != op {
+                self.ops.push(bad);
+            }
+        }
+        self.ops.push(op);
+    }
+
     /// Replace one argument with a value the model would not choose.
     fn corrupt(&mut self, op: &mut Op) {
         let wild = self.c.any();
@@ -324,7 +338,7 @@ impl<C: Choices> Gen<'_, C> {
                 } else {
                     self.pick(&fmts).unwrap()
                 };
-                self.push(Op::SFmt {
+                self.setup(Op::SFmt {
                     ctx: h,
                     queue,
                     fourcc,
@@ -341,7 +355,7 @@ impl<C: Choices> Gen<'_, C> {
                     1 => i64::from(times[0]),
                     n => i64::from(times[self.c.below(n as u32) as usize]),
                 };
-                self.push(Op::SetCtrl {
+                self.setup(Op::SetCtrl {
                     ctx: h,
                     id: Hex(ctrl.id),
                     value,
@@ -355,7 +369,7 @@ impl<C: Choices> Gen<'_, C> {
                 } else {
                     Memory::Mmap
                 };
-                self.push(Op::Reqbufs {
+                self.setup(Op::Reqbufs {
                     ctx: h,
                     queue,
                     count,
@@ -392,7 +406,7 @@ impl<C: Choices> Gen<'_, C> {
                 m.maps.push((0, map));
             }
             for queue in [Queue::Out, Queue::Cap] {
-                self.push(Op::Streamon { ctx: h, queue });
+                self.setup(Op::Streamon { ctx: h, queue });
                 m.q[qi(queue)].streaming = true;
             }
             self.ctxs.push(m);
