@@ -42,11 +42,14 @@ impl ExecOptions {
         let ms = match op {
             Op::Wait { timeout_ms, .. } | Op::PollDmabuf { timeout_ms, .. } => Some(*timeout_ms),
             Op::Dqbuf { timeout_ms, .. } => *timeout_ms,
-            // A client may wait its timeout for every job it asked for.
+            Op::Sleep { ms } => Some(*ms),
+            // A client waits up to its timeout (capped as any wait) for every job it asked for.
             Op::Stream {
                 jobs, timeout_ms, ..
-            } => Some(jobs.max(&1).saturating_mul(*timeout_ms)),
-            Op::Sleep { ms } => Some(*ms),
+            } => {
+                let stall = Duration::from_millis((*timeout_ms).into()).min(self.max_wait);
+                return self.op_deadline + stream::budget(stall, *jobs);
+            }
             _ => None,
         };
         self.op_deadline
@@ -248,6 +251,9 @@ pub struct ExecState {
     /// kernel returns must be none of those still open (weak: one another thread closes
     /// meanwhile is free for the kernel to hand out again).
     others: Vec<std::sync::Weak<OwnedFd>>,
+    /// In a view for a thread of `stream` ops only in a concurrent segment: how many of the
+    /// segment's threads with other ops are still running (a client stops when none is).
+    working: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 /// Runs programs.
@@ -274,6 +280,7 @@ impl Executor {
             opts,
             fired: Some(watchdog.fired_flag()),
             others: Vec::new(),
+            working: None,
         };
         Executor {
             watchdog,

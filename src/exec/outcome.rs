@@ -174,6 +174,8 @@ pub enum StreamStop {
     Budget,
     /// The watchdog's deadline fired.
     Deadline,
+    /// Every thread of its segment with other ops than `stream` had finished.
+    Others,
 }
 
 /// What a `stream` client did: the buffers it queued and got back.
@@ -200,6 +202,7 @@ impl fmt::Display for StreamFacts {
             StreamStop::Stalled => "stalled",
             StreamStop::Budget => "budget",
             StreamStop::Deadline => "deadline",
+            StreamStop::Others => "others-done",
         };
         write!(
             f,

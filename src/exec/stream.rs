@@ -21,9 +21,26 @@ const MAX_BUFFERS: usize = 32;
 /// buffers held elsewhere) does not spin until its timeout.
 const IDLE: Duration = Duration::from_millis(2);
 
+/// The longest a client runs (its jobs times its timeout, at most this): its waits are each
+/// capped at the longest wait, its whole life is not.
+pub(super) const LONGEST: Duration = Duration::from_secs(60);
+
+/// How often a client of other threads looks whether they are done while it waits.
+const OTHERS_LOOK: Duration = Duration::from_millis(10);
+
 impl ExecState {
+    /// On a thread of clients only in a concurrent segment: every thread of the segment with
+    /// other ops has finished.
+    fn others_done(&self) -> bool {
+        self.working
+            .as_ref()
+            .is_some_and(|w| w.load(std::sync::atomic::Ordering::SeqCst) == 0)
+    }
+
     /// Run a client on `h` until it saw `jobs` CAPTURE buffers, or none came back for
-    /// `timeout_ms`, or its budget (jobs x timeout, capped at the longest wait) ran out.
+    /// `timeout_ms`, or its budget (jobs x timeout, at most [`LONGEST`]) ran out, or
+    /// (on a thread of `stream` ops only, in a concurrent segment) every thread of the segment
+    /// with other ops has finished: a client as long as the chaos it serves.
     pub(super) fn stream(
         &mut self,
         h: &Handle,
@@ -43,7 +60,7 @@ impl ExecState {
         let mut mine = [[false; MAX_BUFFERS]; 2];
         let stall = self.wait_ms(Some(timeout_ms));
         let t0 = Instant::now();
-        let end = t0 + stall.saturating_mul(jobs.max(1)).min(self.opts.max_wait);
+        let end = t0 + budget(stall, jobs);
         let mut last = t0;
         let mut f = StreamFacts {
             capture: 0,
@@ -60,6 +77,10 @@ impl ExecState {
             }
             if self.deadline_fired() {
                 f.stop = StreamStop::Deadline;
+                break;
+            }
+            if self.others_done() {
+                f.stop = StreamStop::Others;
                 break;
             }
             for (qi, queue) in [(0, Queue::Out), (1, Queue::Cap)] {
@@ -96,7 +117,12 @@ impl ExecState {
                 };
                 break;
             }
-            let revents = match poll(fd, left) {
+            // A client of other threads looks now and then whether they are done.
+            let slice = match self.working {
+                Some(_) => left.min(OTHERS_LOOK),
+                None => left,
+            };
+            let revents = match poll(fd, slice) {
                 Ok(r) => r,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(OpResult::errno(e)),
@@ -115,6 +141,11 @@ impl ExecState {
             Some(Detail::Stream(f)),
         ))
     }
+}
+
+/// A client's whole time: `jobs` times its stall timeout, at most [`LONGEST`].
+pub(super) fn budget(stall: Duration, jobs: u32) -> Duration {
+    stall.saturating_mul(jobs.max(1)).min(LONGEST)
 }
 
 /// poll() the node for either queue for up to `left`; empty on a time-out.

@@ -17,7 +17,7 @@ use super::{OpResult, Resource};
 use crate::program::{Handle, Op, Program};
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,15 @@ enum Msg {
     After(Outcome),
 }
 
+/// Counts a thread with ops other than `stream` out of its segment's working ones when dropped.
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl ExecState {
     /// A state holding clones of `handles`' resources (and their provenance), for one op on
     /// another thread; `fired` is that thread's watchdog flag.
@@ -49,6 +58,7 @@ impl ExecState {
             opts: self.opts.clone(),
             fired: Some(fired),
             others: Vec::new(),
+            working: None,
         };
         for h in handles {
             if let Some(r) = self.res.get(&h) {
@@ -143,6 +153,16 @@ impl Executor {
         let halt = AtomicBool::new(run.panicked.is_some());
         let flags = Mutex::new(std::mem::take(run));
         let start_together = std::sync::Barrier::new(groups.len());
+        // A thread of `stream` ops only is a client of the others: it stops once every thread
+        // with other ops has finished (see `ExecState::stream`).
+        let clients: Vec<bool> = groups
+            .values()
+            .map(|ops| {
+                ops.iter()
+                    .all(|&i| matches!(prog.ops[i], Op::Stream { .. }))
+            })
+            .collect();
+        let working = Arc::new(AtomicUsize::new(clients.iter().filter(|c| !**c).count()));
         let (tx, rx) = mpsc::channel::<Msg>();
         let prober = &dogs[groups.len()];
         let mut acks = Vec::new();
@@ -158,10 +178,14 @@ impl Executor {
                     (&shared, &halt, &flags, &start_together);
                 let abandon = &**abandon;
                 let tid = &tids[slot];
+                let client = clients[slot];
+                let working = &working;
                 std::thread::Builder::new()
                     .name(format!("m2mfuzz-t{}", prog.thread(ops[0])))
                     .spawn_scoped(s, move || {
                         tid.store(super::watchdog::tid(), Ordering::SeqCst);
+                        // However this thread ends, its clients learn of it.
+                        let _done = (!client).then(|| Finished(working));
                         start_together.wait();
                         for &index in ops {
                             let op = &prog.ops[index];
@@ -180,7 +204,11 @@ impl Executor {
                                 let st = shared.lock().unwrap_or_else(|e| e.into_inner());
                                 match f.skip(&st, op, abandon) {
                                     Some(r) => Err(r),
-                                    None => Ok(st.view(op.inputs(), dog.fired_flag())),
+                                    None => {
+                                        let mut v = st.view(op.inputs(), dog.fired_flag());
+                                        v.working = client.then(|| working.clone());
+                                        Ok(v)
+                                    }
                                 }
                             };
                             let (result, detail) = match view {

@@ -929,15 +929,27 @@ fn pumpable(ctxs: &[CtxModel]) -> Vec<&CtxModel> {
 }
 
 /// A pump's ops on context `m`: a client (`stream`) that keeps every buffer pair queued and
-/// re-queues each as it comes back, as a player does, for 8 to 64 jobs; it gives up after the
-/// longest wait without a buffer back (a stream the body or a restart stopped).
+/// re-queues each as it comes back, as a player does. Mostly it runs as long as the program's
+/// other threads do (its thread holds only clients, so it stops when they are done: the chaos
+/// always has live jobs to land on); sometimes it stops after 8 to 64 jobs, and the rest of the
+/// body meets a stream that has ended. It gives up after the longest wait without a buffer back
+/// (a stream the body stopped and did not restart).
 fn pump_ops(c: &mut impl Choices, m: &CtxModel, max_wait_ms: u32) -> Vec<Op> {
+    let jobs = if c.chance(75) {
+        CLIENT_JOBS
+    } else {
+        8 + c.below(57)
+    };
     vec![Op::Stream {
         ctx: m.h,
-        jobs: 8 + c.below(57),
+        jobs,
         timeout_ms: max_wait_ms,
     }]
 }
+
+/// Jobs of a client that runs as long as the others: more than any body lasts (the executor
+/// also caps its time at the longest wait).
+const CLIENT_JOBS: u32 = 100_000;
 
 /// A restarting thread's ops on `ctx`: `rounds` times a pause, STREAMOFF and STREAMON of a
 /// queue, now and then a QUERYBUF or G_FMT between. Half the pauses are short (0-3 ms: a
@@ -1051,8 +1063,8 @@ impl<C: Choices> Gen<'_, C> {
         // their life.
         if threaded && !extra.is_empty() {
             let i = c.below(extra.len() as u32) as usize;
-            if let Some(Op::Stream { ctx, jobs, .. }) = extra[i].first() {
-                let (ctx, rounds) = (*ctx, 2 + *jobs as usize / 4);
+            if let Some(Op::Stream { ctx, .. }) = extra[i].first() {
+                let (ctx, rounds) = (*ctx, 4 + c.below(13) as usize);
                 extra.push(restart_ops(c, ctx, rounds));
             }
         }

@@ -98,7 +98,14 @@ pub fn to_c(p: &Program) -> String {
         let concurrent = threads.len() > 1;
         raced |= concurrent;
         let mut per: BTreeMap<u8, String> = BTreeMap::new();
-        for i in seg {
+        // As the executor: a thread of `stream` ops only stops its clients once every thread
+        // with other ops is done.
+        let client = |t: u8| {
+            seg.clone()
+                .filter(|&i| p.thread(i) == t)
+                .all(|i| matches!(p.ops[i], Op::Stream { .. }))
+        };
+        for i in seg.clone() {
             let op = &p.ops[i];
             let text = op.to_string();
             let out = per.entry(p.thread(i)).or_default();
@@ -126,6 +133,9 @@ pub fn to_c(p: &Program) -> String {
                 }
                 // As the executor: a mapping another thread may be filling or checking right
                 // now goes when the round ends; later ops find it gone (NULL).
+                Op::Stream { .. } if concurrent && client(p.thread(i)) => {
+                    code = code.replace(", NULL);", &format!(", &seg{k}_working);"));
+                }
                 Op::Munmap { h } if concurrent => {
                     let v = var(h);
                     code = format!("\tif ({v}_gone)\n\t\tmunmap({v}_gone, {v}_gone_len);\n\t{v}_gone = {v}, {v}_gone_len = {v}_len;\n\tr = {v} ? 0 : -1;\n\t{v} = NULL;\n");
@@ -139,14 +149,24 @@ pub fn to_c(p: &Program) -> String {
             continue;
         }
         let n = per.len();
-        let _ = writeln!(funcs, "static pthread_barrier_t seg{k}_start;\n");
+        let working = per.keys().filter(|&&t| !client(t)).count();
+        let _ = writeln!(
+            funcs,
+            "static pthread_barrier_t seg{k}_start;\nstatic int seg{k}_working;\n"
+        );
         for (t, code) in &per {
+            let done = if client(*t) {
+                ""
+            } else {
+                "\t__atomic_sub_fetch(&seg{k}_working, 1, __ATOMIC_SEQ_CST);\n"
+            }
+            .replace("{k}", &k.to_string());
             let _ = writeln!(
                 funcs,
-                "/* Segment {k}, thread {t}. */\nstatic void *seg{k}_t{t}(void *arg)\n{{\n\tlong r;\n\t(void)arg;\n\t(void)r;\n\tpthread_barrier_wait(&seg{k}_start);\n{code}\treturn NULL;\n}}\n"
+                "/* Segment {k}, thread {t}. */\nstatic void *seg{k}_t{t}(void *arg)\n{{\n\tlong r;\n\t(void)arg;\n\t(void)r;\n\tpthread_barrier_wait(&seg{k}_start);\n{code}{done}\treturn NULL;\n}}\n"
             );
         }
-        let _ = writeln!(body, "\t/* Segment {k}: {n} threads at once. */\n\t{{\n\t\tpthread_t th[{n}];\n\t\tpthread_barrier_init(&seg{k}_start, NULL, {n});");
+        let _ = writeln!(body, "\t/* Segment {k}: {n} threads at once. */\n\t{{\n\t\tpthread_t th[{n}];\n\t\tpthread_barrier_init(&seg{k}_start, NULL, {n});\n\t\tseg{k}_working = {working};");
         for (j, t) in per.keys().enumerate() {
             let _ = writeln!(
                 body,
@@ -310,7 +330,8 @@ fn emit(
             out
         }
         Op::Stream { ctx, jobs, timeout_ms } => {
-            let mut out = format!("\tr = do_stream_client(&{}, {jobs}, {timeout_ms});\n", var(ctx));
+            // A client thread of a concurrent segment gets the segment's count (see `to_c`).
+            let mut out = format!("\tr = do_stream_client(&{}, {jobs}, {timeout_ms}, NULL);\n", var(ctx));
             // Which buffers the client left queued is not followed: no CAPTURE buffer of the
             // context counts as complete after it.
             if track {

@@ -392,8 +392,9 @@ HELPER long do_dqbuf(struct ctx *c, unsigned q, int mem, int timeout_ms)
 
 /* The stream op: a client keeping every MMAP buffer of both queues queued, re-queueing each as
  * it comes back, until `jobs` CAPTURE buffers came back or none did for `timeout_ms` (or jobs x
- * timeout passed, at most 30 s); returns the CAPTURE buffers dequeued. */
-HELPER long do_stream_client(struct ctx *c, unsigned jobs, int timeout_ms)
+ * timeout passed, at most 30 s, or *working, the segment's threads with other ops still running,
+ * is 0); returns the CAPTURE buffers dequeued. */
+HELPER long do_stream_client(struct ctx *c, unsigned jobs, int timeout_ms, int *working)
 {
 	if (c->mem[0] != V4L2_MEMORY_MMAP || c->mem[1] != V4L2_MEMORY_MMAP || !c->count[0] || !c->count[1]) {
 		errno = EINVAL;
@@ -405,7 +406,7 @@ HELPER long do_stream_client(struct ctx *c, unsigned jobs, int timeout_ms)
 	double budget = (double)timeout_ms * (jobs ? jobs : 1) / 1000.0;
 	double end = t0 + (budget < 30.0 ? budget : 30.0);
 	long capture = 0;
-	while ((unsigned)capture < jobs) {
+	while ((unsigned)capture < jobs && !(working && __atomic_load_n(working, __ATOMIC_SEQ_CST) == 0)) {
 		for (unsigned q = 0; q < 2; q++)
 			for (unsigned i = 0; i < n[q]; i++)
 				if (!mine[q][i] && do_buf(c, VIDIOC_QBUF, q, i, V4L2_MEMORY_MMAP, -1, -1, -1, -1, -1) >= 0)
@@ -416,7 +417,8 @@ HELPER long do_stream_client(struct ctx *c, unsigned jobs, int timeout_ms)
 		if (now >= until)
 			break;
 		struct pollfd p = { c->fd, POLLIN | POLLOUT, 0 };
-		int pr = poll(&p, 1, (int)((until - now) * 1000) + 1);
+		int ms = (int)((until - now) * 1000) + 1;
+		int pr = poll(&p, 1, working && ms > 10 ? 10 : ms);
 		if (pr < 0 && errno == EINTR)
 			continue;
 		int got = 0;
