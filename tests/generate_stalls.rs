@@ -49,7 +49,9 @@ fn a_corrupted_job_time_never_asks_for_the_longest_jobs() {
 #[test]
 fn a_sync_of_a_dmabuf_with_an_injected_fence_mostly_comes_after_its_signal() {
     let (mut syncs, mut blocked) = (0, 0);
-    for prog in programs(0) {
+    // With the stress default share of corrupted arguments: a corrupted SW_INC is followed by
+    // the valid one.
+    for prog in programs(5) {
         let mut fence_of: BTreeMap<Handle, (Handle, u32)> = BTreeMap::new();
         let mut at: BTreeMap<Handle, u32> = BTreeMap::new();
         let mut waits: BTreeMap<Handle, Vec<(Handle, u32)>> = BTreeMap::new();

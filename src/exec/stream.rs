@@ -38,9 +38,10 @@ impl ExecState {
     }
 
     /// Run a client on `h` until it saw `jobs` CAPTURE buffers, or none came back for
-    /// `timeout_ms`, or its budget (jobs x timeout, at most [`LONGEST`]) ran out, or
-    /// (on a thread of `stream` ops only, in a concurrent segment) every thread of the segment
-    /// with other ops has finished: a client as long as the chaos it serves.
+    /// `timeout_ms`, or its budget (jobs x timeout, at most [`LONGEST`]) ran out. On a thread
+    /// of `stream` ops only in a concurrent segment, instead of the `timeout_ms` rule: until
+    /// every thread of the segment with other ops has finished (a client as long as the chaos
+    /// it serves, which may stop its stream and start it again).
     pub(super) fn stream(
         &mut self,
         h: &Handle,
@@ -108,7 +109,13 @@ impl ExecState {
                 }
             }
             let now = Instant::now();
-            let left = (last + stall).min(end).saturating_duration_since(now);
+            // A client of other threads waits out a stopped stream (the others may start it
+            // again) until they are done; alone, it gives up after its timeout.
+            let give_up = match self.working {
+                Some(_) => end,
+                None => (last + stall).min(end),
+            };
+            let left = give_up.saturating_duration_since(now);
             if left.is_zero() {
                 f.stop = if now >= end {
                     StreamStop::Budget

@@ -218,9 +218,10 @@ impl<C: Choices> Gen<'_, C> {
         self.ops.push(op);
     }
 
-    /// A set-up op of the prologue: corrupted like any other, but then followed by its valid
-    /// form, as a client retries a refused setting. The error path is reached and the stream
-    /// is set up anyway, so the body's chaos and the pumps have live queues to work on.
+    /// An op the model relies on (the prologue's set-up, a timeline's advance): corrupted like
+    /// any other, but then followed by its valid form, as a client retries a refused setting.
+    /// The error path is reached and the state the model expects is reached anyway, so the
+    /// body's chaos and the pumps have live queues to work on.
     fn setup(&mut self, op: Op) {
         let mut bad = op.clone();
         if self.c.chance(self.cfg.invalid_percent) {
@@ -899,7 +900,10 @@ impl<C: Choices> Gen<'_, C> {
     /// SW_INC a timeline, and note how far it got.
     fn sw_inc(&mut self, timeline: Handle, by: u32) {
         *self.timeline_at.entry(timeline).or_default() += by;
-        self.push(Op::SwInc { timeline, by });
+        // The model counts on the timeline getting there (a DMA_BUF_IOCTL_SYNC after it would
+        // block on the fence until the op's deadline): a corrupted one is followed by the
+        // valid one.
+        self.setup(Op::SwInc { timeline, by });
     }
 }
 
@@ -930,12 +934,11 @@ fn pumpable(ctxs: &[CtxModel]) -> Vec<&CtxModel> {
 
 /// A pump's ops on context `m`: a client (`stream`) that keeps every buffer pair queued and
 /// re-queues each as it comes back, as a player does. Mostly it runs as long as the program's
-/// other threads do (its thread holds only clients, so it stops when they are done: the chaos
-/// always has live jobs to land on); sometimes it stops after 8 to 64 jobs, and the rest of the
-/// body meets a stream that has ended. It gives up after the longest wait without a buffer back
-/// (a stream the body stopped and did not restart).
+/// other threads do (its thread holds only clients, so it stops when they are done and waits
+/// out a stream they stopped: the chaos always has live jobs to land on); now and then it
+/// stops after 8 to 64 jobs, and the rest of the body meets a stream that has ended.
 fn pump_ops(c: &mut impl Choices, m: &CtxModel, max_wait_ms: u32) -> Vec<Op> {
-    let jobs = if c.chance(75) {
+    let jobs = if c.chance(90) {
         CLIENT_JOBS
     } else {
         8 + c.below(57)

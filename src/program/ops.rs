@@ -295,7 +295,7 @@ ops! {
     Dqbuf "dqbuf" (ctx: Ctx) { queue: Queue, memory: Option<Memory>, timeout_ms: Option<u32> };
     /// A streaming client on the context (MMAP on both queues): queue every buffer, re-queue
     /// each as it comes back, until `jobs` CAPTURE buffers came back or none did for
-    /// `timeout_ms` (or, on a thread of `stream` ops only in a concurrent segment, every
+    /// `timeout_ms` (on a thread of `stream` ops only in a concurrent segment: until every
     /// thread there with other ops is done); the value is the CAPTURE buffers dequeued.
     Stream "stream" (ctx: Ctx) { jobs: u32, timeout_ms: u32 };
     /// VIDIOC_STREAMON.

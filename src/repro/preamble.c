@@ -392,8 +392,8 @@ HELPER long do_dqbuf(struct ctx *c, unsigned q, int mem, int timeout_ms)
 
 /* The stream op: a client keeping every MMAP buffer of both queues queued, re-queueing each as
  * it comes back, until `jobs` CAPTURE buffers came back or none did for `timeout_ms` (or jobs x
- * timeout passed, at most 30 s, or *working, the segment's threads with other ops still running,
- * is 0); returns the CAPTURE buffers dequeued. */
+ * timeout passed, at most 60 s); with `working` (the segment's threads with other ops still
+ * running), until that is 0 instead of the timeout rule. Returns the CAPTURE buffers dequeued. */
 HELPER long do_stream_client(struct ctx *c, unsigned jobs, int timeout_ms, int *working)
 {
 	if (c->mem[0] != V4L2_MEMORY_MMAP || c->mem[1] != V4L2_MEMORY_MMAP || !c->count[0] || !c->count[1]) {
@@ -404,14 +404,15 @@ HELPER long do_stream_client(struct ctx *c, unsigned jobs, int timeout_ms, int *
 	char mine[2][32] = { { 0 } };
 	double t0 = now_s(), last = t0;
 	double budget = (double)timeout_ms * (jobs ? jobs : 1) / 1000.0;
-	double end = t0 + (budget < 30.0 ? budget : 30.0);
+	double end = t0 + (budget < 60.0 ? budget : 60.0);
 	long capture = 0;
 	while ((unsigned)capture < jobs && !(working && __atomic_load_n(working, __ATOMIC_SEQ_CST) == 0)) {
 		for (unsigned q = 0; q < 2; q++)
 			for (unsigned i = 0; i < n[q]; i++)
 				if (!mine[q][i] && do_buf(c, VIDIOC_QBUF, q, i, V4L2_MEMORY_MMAP, -1, -1, -1, -1, -1) >= 0)
 					mine[q][i] = 1;
-		double now = now_s(), until = last + timeout_ms / 1000.0;
+		/* A client of other threads waits out a stopped stream until they are done. */
+		double now = now_s(), until = working ? end : last + timeout_ms / 1000.0;
 		if (until > end)
 			until = end;
 		if (now >= until)

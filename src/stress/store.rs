@@ -247,14 +247,20 @@ impl RunDir {
         write_synced(&p, prog.to_string().as_bytes())
     }
 
-    /// Note a finished program (not fsynced: the `.current` file is the safety net).
-    pub fn journal_end(&self, r: &ProgramRef, result: &str) -> Result<()> {
+    /// Note a finished program: `K SEED RESULT MS` (how long it ran; not fsynced: the `.current`
+    /// file is the safety net).
+    pub fn journal_end(
+        &self,
+        r: &ProgramRef,
+        result: &str,
+        took: std::time::Duration,
+    ) -> Result<()> {
         let p = self
             .path
             .join("journal")
             .join(format!("worker-{}.log", r.worker));
         let mut f = OpenOptions::new().create(true).append(true).open(&p)?;
-        writeln!(f, "{} {} {result}", r.k, r.seed)
+        writeln!(f, "{} {} {result} {}", r.k, r.seed, took.as_millis())
             .with_context(|| format!("append to {}", p.display()))?;
         Ok(())
     }

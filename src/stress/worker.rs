@@ -134,6 +134,7 @@ impl Worker {
             // The executor catches panics per op; one anywhere else in a program's run (the
             // supervisor, an oracle's conclusion) costs that program, not the stress run.
             let (r2, p2) = (r.clone(), program.clone());
+            let started = Instant::now();
             let caught =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_one(r2, p2)));
             let (run, panicked) = match caught {
@@ -146,7 +147,10 @@ impl Worker {
                 (false, false, true) => "ok",
                 (false, false, false) => "finding",
             };
-            store.keep("the journal", store.journal_end(&run.r, result));
+            store.keep(
+                "the journal",
+                store.journal_end(&run.r, result, started.elapsed()),
+            );
             // A stuck program's thread stays lost in the kernel; the next one gets a fresh thread.
             let _ = done.send(run);
         }
