@@ -330,7 +330,7 @@ pub fn markdown(runs: &[RunReport], report_dir: &Path) -> String {
     row(&mut o, "ops/s", &|r| {
         format!("{:.0}", r.totals.ops as f64 / r.totals.seconds.max(1e-9))
     });
-    row(&mut o, "CAPTURE frames dequeued", &|r| {
+    row(&mut o, "CAPTURE frames dequeued done (not ERROR)", &|r| {
         r.totals.frames.to_string()
     });
     over_time(&mut o, runs, &names, report_dir);

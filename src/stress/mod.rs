@@ -100,7 +100,7 @@ pub struct Totals {
     pub ops: u64,
     /// Ops that failed with an errno.
     pub errors: u64,
-    /// CAPTURE buffers dequeued.
+    /// CAPTURE buffers dequeued done (not ERROR).
     pub frames: u64,
     /// CAPTURE buffers the drivers completed (`vb2_buf_done`, DONE and ERROR): jobs that ended.
     pub capture_done: u64,
@@ -152,7 +152,7 @@ pub struct EpochStats {
     pub errors: u64,
     /// Ops that timed out.
     pub timeouts: u64,
-    /// CAPTURE buffers dequeued.
+    /// CAPTURE buffers dequeued done (not ERROR).
     pub frames: u64,
     /// CAPTURE buffers the drivers completed (`vb2_buf_done` of CAPTURE, DONE and ERROR).
     pub capture_done: u64,

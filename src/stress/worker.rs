@@ -1,6 +1,7 @@
 //! A stress worker: one thread that generates programs from its own seed stream and runs them on
 //! its own contexts, journalling each before it runs and checking it with the per-program oracles.
 use super::store::{ProgramRef, RunDir};
+use crate::exec::outcome::Detail;
 use crate::exec::{supervise, ExecOptions, OpResult};
 use crate::oracle::{Finding, OracleOptions, OracleSet};
 use crate::program::generate::{generate, GenConfig, RngChoices};
@@ -41,7 +42,7 @@ pub struct ProgramRun {
     pub errors: u64,
     /// Of those, timed out.
     pub timeouts: u64,
-    /// CAPTURE buffers dequeued (m2m jobs seen complete).
+    /// CAPTURE buffers dequeued done (not ERROR): m2m jobs seen complete.
     pub frames: u64,
     /// Per-program findings (hangs, stale reads, a stuck op).
     pub findings: Vec<Finding>,
@@ -169,12 +170,17 @@ impl Worker {
                         | OpResult::Fault { .. }
                         | OpResult::Panicked { .. } => run.errors += 1,
                         OpResult::TimedOut => run.timeouts += 1,
-                        OpResult::Ok { value } => match op {
-                            Op::Dqbuf {
-                                queue: Queue::Cap, ..
-                            } => run.frames += 1,
-                            // A client's value is the CAPTURE buffers it dequeued.
-                            Op::Stream { .. } => run.frames += (*value).max(0) as u64,
+                        // Frames: CAPTURE buffers dequeued done, not ERROR.
+                        OpResult::Ok { .. } => match (op, &o.detail) {
+                            (
+                                Op::Dqbuf {
+                                    queue: Queue::Cap, ..
+                                },
+                                Some(Detail::Buf(b)),
+                            ) => run.frames += u64::from(!b.error()),
+                            (Op::Stream { .. }, Some(Detail::Stream(f))) => {
+                                run.frames += u64::from(f.capture - f.capture_errors)
+                            }
                             _ => {}
                         },
                     }
