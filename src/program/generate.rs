@@ -922,8 +922,13 @@ pub(crate) fn mmap_qbuf(ctx: Handle, queue: Queue, index: u32) -> Op {
     }
 }
 
-/// The contexts a pump can stream: the prologue left both queues streaming with MMAP buffers.
-fn pumpable(ctxs: &[CtxModel]) -> Vec<&CtxModel> {
+/// The contexts a pump can stream: the prologue left both queues streaming with MMAP buffers,
+/// and the driver runs a job without a request (a stateless decoder's client needs a request
+/// with its controls per frame, which `stream` does not make).
+fn pumpable<'m>(ctxs: &'m [CtxModel], profile: &DriverProfile) -> Vec<&'m CtxModel> {
+    if profile.requests == Requests::Required {
+        return Vec::new();
+    }
     ctxs.iter()
         .filter(|m| {
             m.q.iter()
@@ -1037,7 +1042,7 @@ impl<C: Choices> Gen<'_, C> {
         // pumps (the fuzz targets') keep their choices.
         let pumped = tail > body
             && self.cfg.pump_percent > 0
-            && !pumpable(&self.after_prologue).is_empty()
+            && !pumpable(&self.after_prologue, self.cfg.profile).is_empty()
             && c.chance(self.cfg.pump_percent);
         if !threaded && !pumped {
             return Program {
@@ -1047,7 +1052,7 @@ impl<C: Choices> Gen<'_, C> {
             };
         }
         let n = if threaded { 2 + c.below(3) } else { 1 };
-        let usable = pumpable(&self.after_prologue);
+        let usable = pumpable(&self.after_prologue, self.cfg.profile);
         let mut extra: Vec<Vec<Op>> = Vec::new();
         if pumped {
             // A client per streaming context, each on a thread of its own.
