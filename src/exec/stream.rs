@@ -137,8 +137,13 @@ impl ExecState {
             let got = dequeue(&c, fd, &mut mine, &mut f);
             if got {
                 last = Instant::now();
-            } else if !revents.is_empty() {
-                std::thread::sleep(IDLE.min(left));
+            } else {
+                // No progress: a STREAMOFF may have handed buffers back, or another thread
+                // dequeued some. Ask the kernel which are still queued; those are not.
+                resync(&c, fd, &counts, &mut mine);
+                if !revents.is_empty() {
+                    std::thread::sleep(IDLE.min(left));
+                }
             }
         }
         Ok((
@@ -160,11 +165,30 @@ fn poll(fd: RawFd, left: Duration) -> nix::Result<PollFlags> {
     // SAFETY: the context (and so the fd) is held by the caller for the duration of the call.
     let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let mut pfd = [PollFd::new(bfd, PollFlags::POLLIN | PollFlags::POLLOUT)];
-    let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+    // Rounded up: a poll of 0 ms in the last millisecond would spin.
+    let ms = PollTimeout::try_from(left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
         .unwrap_or(PollTimeout::MAX);
     match nix::poll::poll(&mut pfd, ms)? {
         0 => Ok(PollFlags::empty()),
         _ => Ok(pfd[0].revents().unwrap_or(PollFlags::empty())),
+    }
+}
+
+/// Clear the held mark of every buffer QUERYBUF says is neither queued nor done (dequeued by
+/// someone else, or handed back by a STREAMOFF), so the next round queues it again.
+fn resync(c: &super::Ctx, fd: RawFd, counts: &[usize; 2], mine: &mut [[bool; MAX_BUFFERS]; 2]) {
+    for (qi, queue) in [(0, Queue::Out), (1, Queue::Cap)] {
+        for (i, held) in mine[qi].iter_mut().enumerate().take(counts[qi]) {
+            if !*held {
+                continue;
+            }
+            let mut b = Buf::new(c, queue, i as u32, V4L2_MEMORY_MMAP);
+            if b.call(fd, ioctl::querybuf).is_ok()
+                && b.b.flags & (V4L2_BUF_FLAG_QUEUED | V4L2_BUF_FLAG_DONE) == 0
+            {
+                *held = false;
+            }
+        }
     }
 }
 
@@ -192,12 +216,8 @@ fn dequeue(
                         f.output += 1;
                     }
                 }
-                // The queue is off (a STREAMOFF handed every buffer back) or broken: queue them
-                // all again next round.
-                Err(Errno::EINVAL | Errno::EPIPE | Errno::EIO) => {
-                    mine[qi] = [false; MAX_BUFFERS];
-                    break;
-                }
+                // Nothing done (EAGAIN), the queue off (EINVAL) or broken: which buffers are
+                // still queued is read back after a round without progress (`resync`).
                 Err(_) => break,
             }
         }

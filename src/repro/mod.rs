@@ -105,6 +105,8 @@ pub fn to_c(p: &Program) -> String {
                 .filter(|&i| p.thread(i) == t)
                 .all(|i| matches!(p.ops[i], Op::Stream { .. }))
         };
+        // Clients of nobody (a segment of clients only) keep their timeout rule.
+        let working = threads.iter().filter(|&&t| !client(t)).count();
         for i in seg.clone() {
             let op = &p.ops[i];
             let text = op.to_string();
@@ -131,11 +133,16 @@ pub fn to_c(p: &Program) -> String {
                 Op::Check { map, byte } if !raced && canary.get(map) == Some(&(byte.0 & 0xff)) => {
                     code = code.replace("do_check(", "do_check_canary(");
                 }
+                Op::Stream { .. } => {
+                    if concurrent && client(p.thread(i)) && working > 0 {
+                        code = code.replace(", NULL);", &format!(", &seg{k}_working);"));
+                    }
+                    // As the oracle: which job wrote which buffer when is the client's
+                    // business, so nothing after it is judged stale.
+                    raced = true;
+                }
                 // As the executor: a mapping another thread may be filling or checking right
                 // now goes when the round ends; later ops find it gone (NULL).
-                Op::Stream { .. } if concurrent && client(p.thread(i)) => {
-                    code = code.replace(", NULL);", &format!(", &seg{k}_working);"));
-                }
                 Op::Munmap { h } if concurrent => {
                     let v = var(h);
                     code = format!("\tif ({v}_gone)\n\t\tmunmap({v}_gone, {v}_gone_len);\n\t{v}_gone = {v}, {v}_gone_len = {v}_len;\n\tr = {v} ? 0 : -1;\n\t{v} = NULL;\n");
@@ -149,7 +156,6 @@ pub fn to_c(p: &Program) -> String {
             continue;
         }
         let n = per.len();
-        let working = per.keys().filter(|&&t| !client(t)).count();
         let _ = writeln!(
             funcs,
             "static pthread_barrier_t seg{k}_start;\nstatic int seg{k}_working;\n"

@@ -394,7 +394,7 @@ HELPER long do_dqbuf(struct ctx *c, unsigned q, int mem, int timeout_ms)
  * it comes back, until `jobs` CAPTURE buffers came back or none did for `timeout_ms` (or jobs x
  * timeout passed, at most 60 s); with `working` (the segment's threads with other ops still
  * running), until that is 0 instead of the timeout rule. Returns the CAPTURE buffers dequeued. */
-HELPER long do_stream_client(struct ctx *c, unsigned jobs, int timeout_ms, int *working)
+HELPER long do_stream_client(struct ctx *c, unsigned jobs, unsigned timeout_ms, int *working)
 {
 	if (c->mem[0] != V4L2_MEMORY_MMAP || c->mem[1] != V4L2_MEMORY_MMAP || !c->count[0] || !c->count[1]) {
 		errno = EINVAL;
@@ -424,23 +424,27 @@ HELPER long do_stream_client(struct ctx *c, unsigned jobs, int timeout_ms, int *
 			continue;
 		int got = 0;
 		for (int q = 1; q >= 0; q--) {
-			for (;;) {
-				long r = do_buf(c, VIDIOC_DQBUF, (unsigned)q, 0, V4L2_MEMORY_MMAP, -1, -1, -1, -1, -1);
-				if (r >= 0) {
-					got = 1;
-					if (r < 32)
-						mine[q][r] = 0;
-					capture += q == 1;
-					continue;
-				}
-				if (errno == EINVAL || errno == EPIPE || errno == EIO)
-					memset(mine[q], 0, sizeof(mine[q]));
-				break;
+			long r;
+			while ((r = do_buf(c, VIDIOC_DQBUF, (unsigned)q, 0, V4L2_MEMORY_MMAP, -1, -1, -1, -1, -1)) >= 0) {
+				got = 1;
+				if (r < 32)
+					mine[q][r] = 0;
+				capture += q == 1;
 			}
 		}
-		if (got)
+		if (got) {
 			last = now_s();
-		else if (pr > 0)
+			continue;
+		}
+		/* No progress: buffers a STREAMOFF handed back or another thread dequeued are
+		 * neither queued nor done; queue those again next round. */
+		for (unsigned q = 0; q < 2; q++)
+			for (unsigned i = 0; i < n[q]; i++) {
+				long f = mine[q][i] ? do_buf(c, VIDIOC_QUERYBUF, q, i, V4L2_MEMORY_MMAP, -1, -1, -1, -1, -1) : -1;
+				if (f >= 0 && !(f & (V4L2_BUF_FLAG_QUEUED | V4L2_BUF_FLAG_DONE)))
+					mine[q][i] = 0;
+			}
+		if (pr > 0)
 			usleep(2000);
 	}
 	return capture;
