@@ -731,28 +731,19 @@ fn real_main() -> Result<ExitCode> {
             invalid,
             threads,
             pumps,
-            profile: Some(path),
+            profile: stress_profile,
             worker,
             program,
         } => {
-            let _ = (driver, ops, contexts, invalid, threads, pumps);
-            let p = m2mfuzz::profile::stress::StressProfile::load(&path)?;
-            let gen = &p.target_of(worker).gen;
-            print_program(&m2mfuzz::stress::worker::program_of(
-                gen, seed, worker, program,
-            ))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Cmd::Generate {
-            driver,
-            seed,
-            ops,
-            contexts,
-            invalid,
-            threads,
-            pumps,
-            ..
-        } => {
+            // A stress run's program: the generator settings are the profile's target's.
+            if let Some(path) = stress_profile {
+                let p = m2mfuzz::profile::stress::StressProfile::load(&path)?;
+                let gen = &p.target_of(worker).gen;
+                print_program(&m2mfuzz::stress::worker::program_of(
+                    gen, seed, worker, program,
+                ))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let p = profile::by_name(&driver).with_context(|| {
                 let names: Vec<&str> = profile::ALL.iter().map(|p| p.name).collect();
                 format!(
