@@ -165,6 +165,9 @@ struct Slot {
     code: AtomicI32,
     addr: AtomicUsize,
     settled: AtomicBool,
+    /// The publishing thread's guard (its address): an access that met more than one fault
+    /// settles all of its slots when it poisons.
+    owner: AtomicUsize,
 }
 
 const RING: usize = 64;
@@ -181,6 +184,7 @@ const EMPTY: Slot = Slot {
     code: AtomicI32::new(0),
     addr: AtomicUsize::new(0),
     settled: AtomicBool::new(true),
+    owner: AtomicUsize::new(0),
 };
 
 static SLOTS: [Slot; RING] = [EMPTY; RING];
@@ -294,6 +298,7 @@ impl Guard {
         slot.code.store(code, SeqCst);
         slot.addr.store(addr, SeqCst);
         slot.settled.store(false, SeqCst);
+        slot.owner.store(self as *const Guard as usize, SeqCst);
         slot.seq.store(seq, SeqCst);
         // SAFETY: `from..to` lies inside the guarded mapping, which the accessing code owns
         // and reaches only through raw pointers (see `fill`); MAP_FIXED replaces those pages
@@ -471,6 +476,16 @@ fn poison(r: Replaced, seq: u64, base: usize) -> MemFault {
     let slot = &SLOTS[seq as usize % RING];
     if slot.seq.load(SeqCst) == seq {
         slot.settled.store(true, SeqCst);
+    }
+    // A second fault in the same access (another thread's poison landing in the range this one
+    // was still accessing) published a slot of its own, inside the range just made
+    // inaccessible: settled too, or a later mapping at those addresses would be refused as
+    // still being replaced.
+    let me = GUARD.with(|g| g as *const Guard as usize);
+    for s in &SLOTS {
+        if s.owner.load(SeqCst) == me && !s.settled.load(SeqCst) {
+            s.settled.store(true, SeqCst);
+        }
     }
     fault
 }
