@@ -88,6 +88,30 @@ impl Buf {
         buf
     }
 
+    /// A buffer to QBUF as the kernel expects one by default: OUTPUT with the format's size
+    /// used (unless `bytesused` says) and FIELD_NONE, CAPTURE with nothing used and FIELD_ANY;
+    /// the context's plane count.
+    pub(super) fn to_queue(
+        ctx: &Ctx,
+        queue: Queue,
+        index: u32,
+        memory: u32,
+        bytesused: Option<u32>,
+    ) -> Buf {
+        let mut b = Buf::new(ctx, queue, index, memory);
+        let qs = ctx.queues[qidx_any(queue)];
+        let out = queue == Queue::Out;
+        let used = bytesused.unwrap_or(if out { qs.sizeimage } else { 0 });
+        b.b.field = if out { V4L2_FIELD_NONE } else { V4L2_FIELD_ANY };
+        if ctx.mplane {
+            b.b.length = qs.num_planes.max(1);
+            b.planes[0].bytesused = used;
+        } else {
+            b.b.bytesused = used;
+        }
+        b
+    }
+
     /// `f(fd, buffer)` for a v4l2_buffer ioctl, the planes pointer aimed at this `Buf`'s own
     /// planes and `length` clamped to them.
     pub(super) fn call(
@@ -558,30 +582,27 @@ impl ExecState {
                 let c = self.ctx(ctx);
                 let qs = c.queues[qidx_any(*queue)];
                 let mem = memory.map_or(qs.memory, Memory::raw);
-                let mut b = Buf::new(c, *queue, *index, mem);
-                let out = *queue == Queue::Out;
-                let used = bytesused.unwrap_or(if out { qs.sizeimage } else { 0 });
+                let mut b = Buf::to_queue(c, *queue, *index, mem, *bytesused);
                 b.b.flags = flags.map_or(0, |f| f.0);
-                b.b.field = field.unwrap_or(if out { V4L2_FIELD_NONE } else { V4L2_FIELD_ANY });
+                if let Some(f) = field {
+                    b.b.field = *f;
+                }
                 let dfd = dmabuf.map(|d| self.fd(&d));
                 let dlen = match dfd {
                     // SAFETY: lseek on a live fd.
                     Some(fd) => unsafe { libc::lseek(fd, 0, libc::SEEK_END).max(0) as u32 },
                     None => 0,
                 };
-                if c.mplane {
-                    b.b.length = qs.num_planes.max(1);
-                    b.planes[0].bytesused = used;
-                    if let Some(fd) = dfd {
+                match (c.mplane, dfd) {
+                    (true, Some(fd)) => {
                         b.planes[0].m.fd = fd;
                         b.planes[0].length = dlen;
                     }
-                } else {
-                    b.b.bytesused = used;
-                    if let Some(fd) = dfd {
+                    (false, Some(fd)) => {
                         b.b.m.fd = fd;
                         b.b.length = dlen;
                     }
+                    (_, None) => {}
                 }
                 if let Some(r) = request {
                     b.b.flags |= V4L2_BUF_FLAG_REQUEST_FD;

@@ -89,16 +89,7 @@ impl ExecState {
                     if *held {
                         continue;
                     }
-                    let mut b = Buf::new(&c, queue, i as u32, V4L2_MEMORY_MMAP);
-                    let out = qi == 0;
-                    let used = if out { c.queues[0].sizeimage } else { 0 };
-                    b.b.field = if out { V4L2_FIELD_NONE } else { V4L2_FIELD_ANY };
-                    if c.mplane {
-                        b.b.length = c.queues[qi].num_planes.max(1);
-                        b.planes[0].bytesused = used;
-                    } else {
-                        b.b.bytesused = used;
-                    }
+                    let mut b = Buf::to_queue(&c, queue, i as u32, V4L2_MEMORY_MMAP, None);
                     match b.call(fd, ioctl::qbuf) {
                         Ok(_) => {
                             *held = true;
