@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ci/setup.sh
 # Cheap checks first, so a formatting slip fails in seconds, not after a kernel build.
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 # The fuzz crate is its own workspace (cargo fuzz builds it with its own flags).
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --manifest-path fuzz/Cargo.toml --locked -- -D warnings
@@ -16,7 +16,7 @@ cargo clippy --manifest-path fuzz/Cargo.toml --locked -- -D warnings
 ci/lab/build-kernel.sh >/dev/null
 # The patches must keep building with the release fences configured out.
 ci/lab/build-kernel.sh --fences=n >/dev/null
-cargo test --locked
+cargo test --workspace --locked
 ci/lab/run-tests.sh
 ci/lab/compliance.sh
 ci/lab/faults.sh

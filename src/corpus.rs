@@ -6,7 +6,7 @@ use crate::exec::{ExecOptions, Executor};
 use crate::oracle::{OracleOptions, OracleSet};
 use crate::program::{text, Program};
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -204,7 +204,7 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// How one replay went.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
     /// Gave what it must.
@@ -222,7 +222,7 @@ pub enum Status {
 }
 
 /// One program's replay.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Replayed {
     /// File.
     pub path: PathBuf,

@@ -1,22 +1,6 @@
 #!/usr/bin/env bash
-# The main job without hardware: boot the lab kernel and run `m2mfuzz stress` with the lab-smoke
-# profile (vim2m + visl, 10 minutes), then write the report (lab-out/main/report.md) and check its
-# dma_fence/vb2 counts against an independent tracefs instance (lab-out/main/trace-check.md).
+# The main job without hardware: `m2mfuzz stress` (lab-smoke, 10 minutes) in the lab, its report
+# (lab-out/main/report.md) and the tracefs count check. See `ci/lab/lab main --help`.
 #   main.sh [--duration 10m] [--profile stress-profiles/lab-smoke.toml] [--cmdline "ARGS"] [-- STRESS-ARGS…]
-# Exit code: 0 clean, 1 findings (see the report and lab-out/main/share/out/run/findings/).
-set -euo pipefail
-. "$(dirname "$0")/common.sh"
-profile="stress-profiles/lab-smoke.toml" cmdline="" duration=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --duration) duration=$2; shift 2 ;;
-        --profile) profile=$2; shift 2 ;;
-        --cmdline) cmdline=$2; shift 2 ;;
-        --) shift; break ;;
-        *) die "unknown argument $1" ;;
-    esac
-done
-args=("$@")
-[ -z "$duration" ] || args=(--duration "$duration" "${args[@]}")
-exec "$LAB_DIR/stress.sh" --out "$REPO_DIR/lab-out/main" --profile "$profile" --cmdline "$cmdline" --check-trace \
-    -- "${args[@]}"
+# Exit code: 0 clean, 1 findings, 124/125 the guest timed out/died, 2 another error.
+exec "$(dirname "$0")/lab" main "$@"
