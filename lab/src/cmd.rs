@@ -1,7 +1,7 @@
 //! Host programs run by the lab (make, cargo, apt-get, cpio, …), with errors that name the
 //! command and say what to look at.
 use anyhow::{bail, Context, Result};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Run `c` to completion, its output passed through to ours; fail if it fails.
 pub fn run(c: &mut Command) -> Result<()> {
@@ -14,14 +14,15 @@ pub fn run(c: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Run `c` and return its stdout (stderr passed through); fail if it fails.
+/// Run `c` and return its stdout; stderr is kept for the error when it fails (unless the caller
+/// sent it elsewhere).
 pub fn output(c: &mut Command) -> Result<String> {
     let o = c
-        .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("cannot start {}", show(c)))?;
     if !o.status.success() {
-        bail!("{} failed ({})", show(c), o.status);
+        let err = String::from_utf8_lossy(&o.stderr);
+        bail!("{} failed ({}):\n{}", show(c), o.status, tail(&err, 30));
     }
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
@@ -57,4 +58,19 @@ pub fn show(c: &Command) -> String {
         s.push_str(&a.to_string_lossy());
     }
     s
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(super::tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(super::tail("a", 5), "a");
+    }
 }

@@ -49,35 +49,28 @@ pub fn build(lab: &Lab, share: &Path) -> Result<()> {
     std::fs::create_dir_all(&bin)?;
     let t = lab.arch.rust_target();
     crate::say!("building static guest binaries (release, {t})");
+    // Release, static, m2mfuzz's package: the binary and the device tests.
+    let release = |sub: &str| -> Result<Command> {
+        let mut c = cargo(lab, sub)?;
+        c.env("RUSTFLAGS", STATIC_RUSTFLAGS).args([
+            "--release",
+            "--locked",
+            "--package",
+            "m2mfuzz",
+        ]);
+        Ok(c)
+    };
     cmd::run(
-        cargo(lab, "build")?
-            .env("RUSTFLAGS", STATIC_RUSTFLAGS)
-            .args([
-                "--release",
-                "--locked",
-                "--package",
-                "m2mfuzz",
-                "--bin",
-                "m2mfuzz",
-            ])
+        release("build")?
+            .args(["--bin", "m2mfuzz"])
             .stdout(Stdio::null()),
     )?;
     let m2mfuzz = lab.repo.join("target").join(t).join("release/m2mfuzz");
     std::fs::copy(&m2mfuzz, bin.join("m2mfuzz"))
         .with_context(|| format!("copy {}", m2mfuzz.display()))?;
     let json = cmd::output(
-        cargo(lab, "test")?
-            .env("RUSTFLAGS", STATIC_RUSTFLAGS)
-            .args([
-                "--release",
-                "--locked",
-                "--package",
-                "m2mfuzz",
-                "--test",
-                "lab_devices",
-                "--no-run",
-                "--message-format=json",
-            ])
+        release("test")?
+            .args(["--test", "lab_devices", "--no-run", "--message-format=json"])
             .stderr(Stdio::null()),
     )?;
     let exe = test_executable(&json, "lab_devices").context("lab_devices test binary not built")?;
