@@ -344,14 +344,8 @@ fn apply_node_overrides(nodes: &[String]) -> Result<()> {
 
 fn print_verdict(v: &Verdict, json: bool) -> Result<()> {
     if json {
-        for f in &v.findings {
-            println!("{}", serde_json::json!({ "finding": f }));
-        }
-        for f in &v.elsewhere {
-            println!("{}", serde_json::json!({ "elsewhere": f }));
-        }
-        for n in &v.notes {
-            println!("{}", serde_json::json!({ "note": n }));
+        for l in v.json_lines() {
+            println!("{}", serde_json::to_string(&l)?);
         }
         return Ok(());
     }
@@ -510,9 +504,12 @@ fn real_main() -> Result<ExitCode> {
             for o in &outcomes {
                 let op = &prog.ops[o.index as usize];
                 if json {
-                    let mut v = serde_json::to_value(o)?;
-                    v["op"] = op.to_string().into();
-                    writeln!(out, "{v}")?;
+                    let line = m2mfuzz::oracle::JsonLine::Op {
+                        outcome: o.clone(),
+                        op: op.to_string(),
+                    };
+                    serde_json::to_writer(&mut out, &line)?;
+                    writeln!(out)?;
                 } else {
                     writeln!(
                         out,
