@@ -86,6 +86,19 @@ enum Cmd {
         /// Programs or directories (default: corpora).
         paths: Vec<PathBuf>,
     },
+    /// Ground truth for the oracles: a boot per fault program with its `# switch:`, its
+    /// symptom checked independently and its findings equal to its `# expect:` lines, then a
+    /// control boot with no switch. Exit 0 all as expected, 1 not.
+    Faults {
+        /// Output directory (emptied first; default lab-out/faults).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the switch → finding table into README.md and ci/lab/README.md.
+        #[arg(long)]
+        update_docs: bool,
+        /// Programs (default: corpora/faults/*.m2m).
+        programs: Vec<PathBuf>,
+    },
     /// Boot the lab once for a job script (run in the guest as `sh /host/job.sh`, in /host: the
     /// share; what it writes to /host/out comes back in SHARE/out). Exit: the job's; 124 when
     /// the guest timed out; 125 when it died without a result.
@@ -197,6 +210,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             checks::replay::run(&lab, &out.unwrap_or_else(|| lab.out("replay")), &paths)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Faults {
+            out,
+            update_docs,
+            programs,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("faults"));
+            let passed = checks::faults::run(&lab, &out, update_docs, &programs)?;
+            Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Boot {
             out,
