@@ -86,6 +86,19 @@ enum Cmd {
         /// Programs or directories (default: corpora).
         paths: Vec<PathBuf>,
     },
+    /// v4l2-compliance on every lab node against ci/lab/compliance-baseline.txt (x86_64 only).
+    /// Exit 0 no node worse, 1 a node worse.
+    Compliance {
+        /// Output directory (emptied first; default lab-out/compliance).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Extra kernel command line.
+        #[arg(long, default_value = "")]
+        cmdline: String,
+        /// Store this run's figures as the baseline instead of comparing.
+        #[arg(long)]
+        write_baseline: bool,
+    },
     /// Ground truth for the oracles: a boot per fault program with its `# switch:`, its
     /// symptom checked independently and its findings equal to its `# expect:` lines, then a
     /// control boot with no switch. Exit 0 all as expected, 1 not.
@@ -210,6 +223,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             checks::replay::run(&lab, &out.unwrap_or_else(|| lab.out("replay")), &paths)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Compliance {
+            out,
+            cmdline,
+            write_baseline,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("compliance"));
+            let passed = checks::compliance::run(&lab, &out, &cmdline, write_baseline)?;
+            Ok(ExitCode::from(u8::from(!passed)))
         }
         Cmd::Faults {
             out,

@@ -468,7 +468,7 @@ fn console_text(p: &Path) -> Result<String> {
 }
 
 /// `/proc/lockdep_stats` says lockdep is still on.
-fn lockdep_on(stats: &str) -> bool {
+pub fn lockdep_on(stats: &str) -> bool {
     stats.lines().any(|l| {
         l.trim()
             .strip_prefix("debug_locks:")
