@@ -159,7 +159,8 @@ enum Cmd {
     /// Run a command (e.g. a compiled reproducer) under the oracles: kmsg splats and the fence
     /// ledger, plus the `FINDING: <kind>: <title>` lines it prints itself.
     Watch {
-        /// JSON lines for scripts.
+        /// JSON lines for scripts: the verdict's, then the command's end
+        /// (`{"exit":{"code":0,"signal":null}}`).
         #[arg(long)]
         json: bool,
         /// The command and its arguments.
@@ -638,6 +639,13 @@ fn real_main() -> Result<ExitCode> {
                     .retain(|f| f.kind != m2mfuzz::oracle::Kind::Hang);
             }
             print_verdict(&verdict, json)?;
+            if json {
+                // The command's own verdict (a reproducer's, a race program's), typed.
+                let exit = m2mfuzz::oracle::JsonLine::Exit {
+                    exit: m2mfuzz::oracle::Exited::of(output.status),
+                };
+                println!("{}", serde_json::to_string(&exit)?);
+            }
             Ok(if verdict.findings.is_empty() {
                 ExitCode::SUCCESS
             } else {

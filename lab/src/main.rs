@@ -99,6 +99,25 @@ enum Cmd {
         #[arg(long)]
         write_baseline: bool,
     },
+    /// The race switch's ground truth: `vim2m.race_mode=1` shows with two threads (in NEED of
+    /// BOOTS boots) and not with one, nothing without the switch. Exit 0 as expected, 1 not.
+    RaceCheck {
+        /// Output directory (emptied first; default lab-out/race).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Boots of the two-thread program.
+        #[arg(long, default_value_t = 5)]
+        boots: u32,
+        /// Of which at least this many must show the symptom and the finding.
+        #[arg(long, default_value_t = 4)]
+        need: u32,
+        /// How long race-threads runs, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// race-single's iterations.
+        #[arg(long, default_value_t = 200)]
+        iterations: u32,
+    },
     /// Ground truth for the oracles: a boot per fault program with its `# switch:`, its
     /// symptom checked independently and its findings equal to its `# expect:` lines, then a
     /// control boot with no switch. Exit 0 all as expected, 1 not.
@@ -231,6 +250,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let out = out.unwrap_or_else(|| lab.out("compliance"));
             let passed = checks::compliance::run(&lab, &out, &cmdline, write_baseline)?;
+            Ok(ExitCode::from(u8::from(!passed)))
+        }
+        Cmd::RaceCheck {
+            out,
+            boots,
+            need,
+            seconds,
+            iterations,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("race"));
+            let c = checks::race_check::RaceCheck {
+                boots,
+                need,
+                seconds,
+                iterations,
+            };
+            let passed = checks::race_check::run(&lab, &out, &c)?;
             Ok(ExitCode::from(u8::from(!passed)))
         }
         Cmd::Faults {

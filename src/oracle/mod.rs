@@ -269,8 +269,8 @@ impl fmt::Display for Finding {
     }
 }
 
-/// One line of `m2mfuzz run --json` (and `watch --json`, which prints the verdict's lines only):
-/// an op's outcome with the op's text, or an item of the verdict. The commands print these and
+/// One line of `m2mfuzz run --json` and `watch --json`: an op's outcome with the op's text
+/// (`run`), an item of the verdict, or the watched command's exit (`watch`). The commands print these and
 /// the lab reads them back with this type.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -298,6 +298,31 @@ pub enum JsonLine {
         /// Its text.
         note: String,
     },
+    /// How the command `watch` ran ended.
+    Exit {
+        /// Its exit code or signal.
+        exit: Exited,
+    },
+}
+
+/// How a watched command ended: one of the two is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exited {
+    /// Its exit code.
+    pub code: Option<i32>,
+    /// The signal that ended it.
+    pub signal: Option<i32>,
+}
+
+impl Exited {
+    /// From the command's status.
+    pub fn of(st: std::process::ExitStatus) -> Exited {
+        use std::os::unix::process::ExitStatusExt;
+        Exited {
+            code: st.code(),
+            signal: st.signal(),
+        }
+    }
 }
 
 impl Verdict {
@@ -744,6 +769,8 @@ mod tests {
             matches!(v1, JsonLine::Finding { finding } if finding.kind == Kind::Hang && finding.op == Some(8))
         );
         assert!(serde_json::from_str::<JsonLine>(r#"{"finding":{"kind":"leaked_fence","title":"t","signature":"s","op":null,"evidence":"","under_test":true}}"#).is_err(), "one spelling of a kind");
+        let exit: JsonLine = serde_json::from_str(r#"{"exit":{"code":1,"signal":null}}"#).unwrap();
+        assert!(matches!(exit, JsonLine::Exit { exit } if exit.code == Some(1)));
         let note: JsonLine = serde_json::from_str(r#"{"note":"lockdep is off"}"#).unwrap();
         assert!(matches!(note, JsonLine::Note { note } if note == "lockdep is off"));
     }

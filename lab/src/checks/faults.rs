@@ -146,7 +146,7 @@ pub fn parse_run(text: &str) -> Result<(Vec<Op>, BTreeSet<String>)> {
             JsonLine::Finding { finding } => {
                 findings.insert(finding.to_string());
             }
-            JsonLine::Elsewhere { .. } | JsonLine::Note { .. } => {}
+            JsonLine::Elsewhere { .. } | JsonLine::Note { .. } | JsonLine::Exit { .. } => {}
         }
     }
     Ok((ops, findings))

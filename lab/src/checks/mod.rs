@@ -3,5 +3,6 @@
 pub mod compliance;
 pub mod devices;
 pub mod faults;
+pub mod race_check;
 pub mod replay;
 pub mod stress;
