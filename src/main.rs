@@ -159,7 +159,8 @@ enum Cmd {
     /// Run a command (e.g. a compiled reproducer) under the oracles: kmsg splats and the fence
     /// ledger, plus the `FINDING: <kind>: <title>` lines it prints itself.
     Watch {
-        /// JSON lines for scripts.
+        /// JSON lines for scripts: the verdict's, then the command's end
+        /// (`{"exit":{"code":0,"signal":null}}`).
         #[arg(long)]
         json: bool,
         /// The command and its arguments.
@@ -344,14 +345,8 @@ fn apply_node_overrides(nodes: &[String]) -> Result<()> {
 
 fn print_verdict(v: &Verdict, json: bool) -> Result<()> {
     if json {
-        for f in &v.findings {
-            println!("{}", serde_json::json!({ "finding": f }));
-        }
-        for f in &v.elsewhere {
-            println!("{}", serde_json::json!({ "elsewhere": f }));
-        }
-        for n in &v.notes {
-            println!("{}", serde_json::json!({ "note": n }));
+        for l in v.json_lines() {
+            println!("{}", serde_json::to_string(&l)?);
         }
         return Ok(());
     }
@@ -510,9 +505,12 @@ fn real_main() -> Result<ExitCode> {
             for o in &outcomes {
                 let op = &prog.ops[o.index as usize];
                 if json {
-                    let mut v = serde_json::to_value(o)?;
-                    v["op"] = op.to_string().into();
-                    writeln!(out, "{v}")?;
+                    let line = m2mfuzz::oracle::JsonLine::Op {
+                        outcome: o.clone(),
+                        op: op.to_string(),
+                    };
+                    serde_json::to_writer(&mut out, &line)?;
+                    writeln!(out)?;
                 } else {
                     writeln!(
                         out,
@@ -641,6 +639,13 @@ fn real_main() -> Result<ExitCode> {
                     .retain(|f| f.kind != m2mfuzz::oracle::Kind::Hang);
             }
             print_verdict(&verdict, json)?;
+            if json {
+                // The command's own verdict (a reproducer's, a race program's), typed.
+                let exit = m2mfuzz::oracle::JsonLine::Exit {
+                    exit: m2mfuzz::oracle::Exited::of(output.status),
+                };
+                println!("{}", serde_json::to_string(&exit)?);
+            }
             Ok(if verdict.findings.is_empty() {
                 ExitCode::SUCCESS
             } else {

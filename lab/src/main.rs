@@ -86,6 +86,51 @@ enum Cmd {
         /// Programs or directories (default: corpora).
         paths: Vec<PathBuf>,
     },
+    /// v4l2-compliance on every lab node against ci/lab/compliance-baseline.txt (x86_64 only).
+    /// Exit 0 no node worse, 1 a node worse.
+    Compliance {
+        /// Output directory (emptied first; default lab-out/compliance).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Extra kernel command line.
+        #[arg(long, default_value = "")]
+        cmdline: String,
+        /// Store this run's figures as the baseline instead of comparing.
+        #[arg(long)]
+        write_baseline: bool,
+    },
+    /// The race switch's ground truth: `vim2m.race_mode=1` shows with two threads (in NEED of
+    /// BOOTS boots) and not with one, nothing without the switch. Exit 0 as expected, 1 not.
+    RaceCheck {
+        /// Output directory (emptied first; default lab-out/race).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Boots of the two-thread program.
+        #[arg(long, default_value_t = 5)]
+        boots: u32,
+        /// Of which at least this many must show the symptom and the finding.
+        #[arg(long, default_value_t = 4)]
+        need: u32,
+        /// How long race-threads runs, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// race-single's iterations.
+        #[arg(long, default_value_t = 200)]
+        iterations: u32,
+    },
+    /// Ground truth for the oracles: a boot per fault program with its `# switch:`, its
+    /// symptom checked independently and its findings equal to its `# expect:` lines, then a
+    /// control boot with no switch. Exit 0 all as expected, 1 not.
+    Faults {
+        /// Output directory (emptied first; default lab-out/faults).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the switch → finding table into README.md and ci/lab/README.md.
+        #[arg(long)]
+        update_docs: bool,
+        /// Programs (default: corpora/faults/*.m2m).
+        programs: Vec<PathBuf>,
+    },
     /// Boot the lab once for a job script (run in the guest as `sh /host/job.sh`, in /host: the
     /// share; what it writes to /host/out comes back in SHARE/out). Exit: the job's; 124 when
     /// the guest timed out; 125 when it died without a result.
@@ -197,6 +242,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             checks::replay::run(&lab, &out.unwrap_or_else(|| lab.out("replay")), &paths)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Compliance {
+            out,
+            cmdline,
+            write_baseline,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("compliance"));
+            let passed = checks::compliance::run(&lab, &out, &cmdline, write_baseline)?;
+            Ok(ExitCode::from(u8::from(!passed)))
+        }
+        Cmd::RaceCheck {
+            out,
+            boots,
+            need,
+            seconds,
+            iterations,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("race"));
+            let c = checks::race_check::RaceCheck {
+                boots,
+                need,
+                seconds,
+                iterations,
+            };
+            let passed = checks::race_check::run(&lab, &out, &c)?;
+            Ok(ExitCode::from(u8::from(!passed)))
+        }
+        Cmd::Faults {
+            out,
+            update_docs,
+            programs,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("faults"));
+            let passed = checks::faults::run(&lab, &out, update_docs, &programs)?;
+            Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Boot {
             out,

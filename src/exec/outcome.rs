@@ -2,13 +2,13 @@
 use crate::uapi::v4l2::*;
 use nix::errno::Errno;
 use nix::poll::PollFlags;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
 /// The result of one op.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum OpResult {
     /// Succeeded with a value (an fd, index, count, status…).
@@ -81,7 +81,7 @@ impl OpResult {
 /// One op's outcome. A run keeps one per op, so it is kept to 48 bytes: under the lab's TCG
 /// every fresh page of them is a page fault of 75-125 µs (80 bytes each made the outcomes of
 /// 10 000 QUERYBUFs 195 faults, the largest share of the harness's per-op cost).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Outcome {
     /// Index of the op in the program.
     pub index: u32,
@@ -160,6 +160,14 @@ impl fmt::Display for Detail {
 impl Serialize for Detail {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// A detail read back from `run --json` is its text: the structured facts are not in the JSON
+/// (see [`SyncFacts::parse`] for a sync_file's).
+impl<'de> Deserialize<'de> for Detail {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Detail::Text(String::deserialize(d)?.into_boxed_str()))
     }
 }
 

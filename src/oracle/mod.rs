@@ -12,7 +12,7 @@ pub mod stale;
 
 use crate::exec::{ExecState, Observer, Outcome};
 use crate::program::Op;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +76,14 @@ impl fmt::Display for Kind {
 impl Serialize for Kind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Kind::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("no finding kind `{name}`")))
     }
 }
 
@@ -194,7 +202,7 @@ impl<'de> serde::Deserialize<'de> for Clause {
 }
 
 /// A finding: kind, stable title, signature for dedup and shrinking, evidence.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Finding {
     /// Kind.
     pub kind: Kind,
@@ -209,13 +217,13 @@ pub struct Finding {
     /// For splats: whether the call chains run through the code under test.
     pub under_test: bool,
     /// Timelines of the fences involved (hangs), to reconcile with the ledger.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fence_timelines: Vec<String>,
     /// For leaked fences: the fence's (context, seqno) in the ledger.
     #[serde(skip)]
     pub fence_key: Option<(u32, u32)>,
     /// The clause of the release-fence contract it breaks, when it is one of them.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clause: Option<Clause>,
 }
 
@@ -258,6 +266,80 @@ impl Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.kind, self.title)
+    }
+}
+
+/// One line of `m2mfuzz run --json` and `watch --json`: an op's outcome with the op's text
+/// (`run`), an item of the verdict, or the watched command's exit (`watch`). The commands print these and
+/// the lab reads them back with this type.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JsonLine {
+    /// An op's outcome.
+    Op {
+        /// What it did.
+        #[serde(flatten)]
+        outcome: Outcome,
+        /// The op as the program's text writes it.
+        op: String,
+    },
+    /// A finding in the code under test.
+    Finding {
+        /// It.
+        finding: Finding,
+    },
+    /// A kernel report attributed elsewhere.
+    Elsewhere {
+        /// It.
+        elsewhere: Finding,
+    },
+    /// A note of the verdict.
+    Note {
+        /// Its text.
+        note: String,
+    },
+    /// How the command `watch` ran ended.
+    Exit {
+        /// Its exit code or signal.
+        exit: Exited,
+    },
+}
+
+/// How a watched command ended: one of the two is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exited {
+    /// Its exit code.
+    pub code: Option<i32>,
+    /// The signal that ended it.
+    pub signal: Option<i32>,
+}
+
+impl Exited {
+    /// From the command's status.
+    pub fn of(st: std::process::ExitStatus) -> Exited {
+        use std::os::unix::process::ExitStatusExt;
+        Exited {
+            code: st.code(),
+            signal: st.signal(),
+        }
+    }
+}
+
+impl Verdict {
+    /// The verdict as [`JsonLine`]s: findings, then reports elsewhere, then notes.
+    pub fn json_lines(&self) -> impl Iterator<Item = JsonLine> + '_ {
+        let findings = self
+            .findings
+            .iter()
+            .map(|f| JsonLine::Finding { finding: f.clone() });
+        let elsewhere = self.elsewhere.iter().map(|f| JsonLine::Elsewhere {
+            elsewhere: f.clone(),
+        });
+        let notes = self
+            .notes
+            .iter()
+            .map(|n| JsonLine::Note { note: n.clone() });
+        findings.chain(elsewhere).chain(notes)
     }
 }
 
@@ -651,5 +733,45 @@ mod tests {
         );
         let h = "hang: release fence hang on vim2m-cap";
         assert_eq!(expectation_of(h), h);
+    }
+
+    #[test]
+    fn run_json_lines_read_back_as_they_were_printed() {
+        use super::{JsonLine, Kind};
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lab");
+        let (mut ops, mut findings) = (0, 0);
+        for name in ["stale-read-fences-off", "attach-under-spinlock", "v1-shape"] {
+            let text = std::fs::read_to_string(format!("{dir}/{name}/run.jsonl")).unwrap();
+            for l in text.lines() {
+                let line: JsonLine = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                match &line {
+                    JsonLine::Op { .. } => ops += 1,
+                    JsonLine::Finding { finding } => {
+                        findings += 1;
+                        assert!(Kind::ALL.contains(&finding.kind));
+                    }
+                    _ => {}
+                }
+                // Printed again, the same JSON: nothing is lost on the way back.
+                let again = serde_json::to_value(&line).unwrap();
+                assert_eq!(
+                    again,
+                    serde_json::from_str::<serde_json::Value>(l).unwrap(),
+                    "{l}"
+                );
+            }
+        }
+        assert!(ops > 30 && findings == 4, "{ops} ops, {findings} findings");
+        let v1: JsonLine =
+            serde_json::from_str(r#"{"finding":{"kind":"hang","title":"t","signature":"hang: t","op":8,"evidence":"e","under_test":true}}"#)
+                .unwrap();
+        assert!(
+            matches!(v1, JsonLine::Finding { finding } if finding.kind == Kind::Hang && finding.op == Some(8))
+        );
+        assert!(serde_json::from_str::<JsonLine>(r#"{"finding":{"kind":"leaked_fence","title":"t","signature":"s","op":null,"evidence":"","under_test":true}}"#).is_err(), "one spelling of a kind");
+        let exit: JsonLine = serde_json::from_str(r#"{"exit":{"code":1,"signal":null}}"#).unwrap();
+        assert!(matches!(exit, JsonLine::Exit { exit } if exit.code == Some(1)));
+        let note: JsonLine = serde_json::from_str(r#"{"note":"lockdep is off"}"#).unwrap();
+        assert!(matches!(note, JsonLine::Note { note } if note == "lockdep is off"));
     }
 }

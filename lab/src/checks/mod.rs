@@ -1,5 +1,8 @@
 //! The lab's checks, each a module: what it boots, what it reads back (m2mfuzz's own types), and
 //! what fails it.
+pub mod compliance;
 pub mod devices;
+pub mod faults;
+pub mod race_check;
 pub mod replay;
 pub mod stress;
