@@ -86,6 +86,18 @@ enum Cmd {
         /// Programs or directories (default: corpora).
         paths: Vec<PathBuf>,
     },
+    /// C reproducers reproduce: each program's `repro --c` compiled on the host and run in a
+    /// fresh boot under `m2mfuzz watch`; its findings must be its `# expect:` lines.
+    Repro {
+        /// Output directory (emptied first; default lab-out/repro).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The expected findings and maybe more (a shrunk finding names only its own).
+        #[arg(long)]
+        at_least: bool,
+        /// Programs (default: corpora/*/*.m2m).
+        programs: Vec<PathBuf>,
+    },
     /// Boot the lab once for a job script (run in the guest as `sh /host/job.sh`, in /host: the
     /// share; what it writes to /host/out comes back in SHARE/out). Exit: the job's; 124 when
     /// the guest timed out; 125 when it died without a result.
@@ -196,6 +208,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 paths
             };
             checks::replay::run(&lab, &out.unwrap_or_else(|| lab.out("replay")), &paths)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Repro {
+            out,
+            at_least,
+            programs,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("repro"));
+            checks::repro::run(&lab, &out, at_least, &programs)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Boot {

@@ -79,6 +79,15 @@ impl Serialize for Kind {
     }
 }
 
+/// Read back as written: [`Kind::name`] only.
+impl<'de> serde::Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Kind::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("no finding kind `{name}`")))
+    }
+}
+
 /// A clause of the release-fence contract (Documentation/driver-api/dma-buf.rst, "DMA Fence
 /// Signalling Annotations" and "Indefinite DMA Fences", and the series' design), so that a
 /// finding and a report say which promise broke.
@@ -194,7 +203,7 @@ impl<'de> serde::Deserialize<'de> for Clause {
 }
 
 /// A finding: kind, stable title, signature for dedup and shrinking, evidence.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Finding {
     /// Kind.
     pub kind: Kind,
@@ -209,13 +218,13 @@ pub struct Finding {
     /// For splats: whether the call chains run through the code under test.
     pub under_test: bool,
     /// Timelines of the fences involved (hangs), to reconcile with the ledger.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fence_timelines: Vec<String>,
     /// For leaked fences: the fence's (context, seqno) in the ledger.
     #[serde(skip)]
     pub fence_key: Option<(u32, u32)>,
     /// The clause of the release-fence contract it breaks, when it is one of them.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clause: Option<Clause>,
 }
 
@@ -290,6 +299,29 @@ pub struct Verdict {
     pub notes: Vec<String>,
     /// The fence ledger.
     pub ledger: ledger::Ledger,
+}
+
+/// One line of `run --json` / `watch --json`: a verdict's findings, reports elsewhere and notes,
+/// each its own JSON object (`{"finding": …}`, `{"elsewhere": …}`, `{"note": "…"}`).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictLine {
+    /// A finding in the code under test.
+    Finding(Finding),
+    /// A kernel report attributed elsewhere.
+    Elsewhere(Finding),
+    /// A note.
+    Note(String),
+}
+
+impl Verdict {
+    /// The verdict as `--json` lines.
+    pub fn lines(&self) -> Vec<VerdictLine> {
+        let f = self.findings.iter().cloned().map(VerdictLine::Finding);
+        let e = self.elsewhere.iter().cloned().map(VerdictLine::Elsewhere);
+        let n = self.notes.iter().cloned().map(VerdictLine::Note);
+        f.chain(e).chain(n).collect()
+    }
 }
 
 /// Keeps one tracefs instance for the oracle sets of consecutive runs (shrink candidates,

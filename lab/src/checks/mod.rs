@@ -2,4 +2,5 @@
 //! what fails it.
 pub mod devices;
 pub mod replay;
+pub mod repro;
 pub mod stress;
