@@ -98,6 +98,19 @@ enum Cmd {
         /// Programs (default: corpora/*/*.m2m).
         programs: Vec<PathBuf>,
     },
+    /// Lose nothing when the kernel dies: a guest killed mid-run, then `stress --recover` in a
+    /// fresh boot; and a wedged kernel (rf_fault=128) whose report the stress check recovers.
+    Recover {
+        /// Output directory (emptied first; default lab-out/recover).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Kill the stress boot after this many seconds.
+        #[arg(long, default_value_t = 40)]
+        kill_after: u64,
+        /// Time limit of the wedged boot in seconds.
+        #[arg(long, default_value_t = 150)]
+        wedge_limit: u64,
+    },
     /// Boot the lab once for a job script (run in the guest as `sh /host/job.sh`, in /host: the
     /// share; what it writes to /host/out comes back in SHARE/out). Exit: the job's; 124 when
     /// the guest timed out; 125 when it died without a result.
@@ -217,6 +230,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let out = out.unwrap_or_else(|| lab.out("repro"));
             checks::repro::run(&lab, &out, at_least, &programs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Recover {
+            out,
+            kill_after,
+            wedge_limit,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("recover"));
+            checks::recover::run(&lab, &out, kill_after, wedge_limit)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Boot {
