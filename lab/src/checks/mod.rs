@@ -4,4 +4,6 @@ pub mod devices;
 pub mod recover;
 pub mod replay;
 pub mod repro;
+pub mod shrink;
+pub mod shrink_resume;
 pub mod stress;
