@@ -124,10 +124,6 @@ enum Cmd {
         /// first run (a finding directory names its own).
         #[arg(long)]
         finding: Vec<String>,
-        /// Run each candidate in a fresh lab boot; the share dir holds the guest's bin/m2mfuzz
-        /// (use ci/lab/shrink.sh, which prepares it).
-        #[arg(long, value_name = "SHARE")]
-        lab: Option<PathBuf>,
         /// Where to write the shrunk program (default: stdout; several concurrent programs go to
         /// OUT.1.m2m, OUT.2.m2m…).
         #[arg(long, short)]
@@ -138,7 +134,7 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
         /// Continue a shrink from its state file, after a reboot.
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "finding", "lab", "state"])]
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "finding", "state"])]
         resume: Option<PathBuf>,
         /// Runs a candidate with threads (or several programs at once) gets before it counts as
         /// not reproducing: a race shows in some runs only. A candidate on one thread runs once.
@@ -215,6 +211,9 @@ enum Cmd {
         /// With --recover: the dead boot's console log (serial console, QEMU's -serial file).
         #[arg(long, requires = "recover")]
         console: Option<PathBuf>,
+        /// With --recover: what it found as one JSON object (for scripts).
+        #[arg(long, requires = "recover")]
+        json: bool,
     },
     /// Report on stress runs: Markdown tables (a second run dir is compared side by side with the
     /// first, e.g. baseline vs patched kernel), or JSON lines.
@@ -580,12 +579,11 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Shrink {
             input,
             finding,
-            lab,
             out,
             state,
             resume,
             tries,
-        } => shrink_cmd(input, &finding, lab, out, state, resume, tries),
+        } => shrink_cmd(input, &finding, out, state, resume, tries),
         Cmd::Repro { c, program, out } => {
             anyhow::ensure!(c, "give the format: --c (the only one so far)");
             let prog = program::text::parse_file(&program)?;
@@ -666,9 +664,10 @@ fn real_main() -> Result<ExitCode> {
             measure_limit,
             recover,
             console,
+            json,
         } => {
             if let Some(dir) = recover {
-                return recover_cmd(&dir, console.as_deref());
+                return recover_cmd(&dir, console.as_deref(), json);
             }
             let path = prof.expect("clap requires --profile");
             let p = profile::stress::StressProfile::load(&path)?;
@@ -848,14 +847,15 @@ fn real_main() -> Result<ExitCode> {
 fn shrink_cmd(
     input: Option<PathBuf>,
     finding: &[String],
-    lab: Option<PathBuf>,
     out: Option<PathBuf>,
     state_file: Option<PathBuf>,
     resume: Option<PathBuf>,
     tries: u32,
 ) -> Result<ExitCode> {
     use m2mfuzz::shrink::session::{self, Outcome, State, Where};
-    let (state, state_file, place) = match resume {
+    // Candidates run in this boot; a boot per candidate is the lab's (`lab shrink --each-boot`).
+    let place = Where::Here;
+    let (state, state_file) = match resume {
         Some(f) => {
             let st = State::load(&f)?;
             anyhow::ensure!(
@@ -870,14 +870,13 @@ fn shrink_cmd(
                 st.runs,
                 st.boots
             );
-            (st, Some(f), Where::Here)
+            (st, Some(f))
         }
         None => {
             let input = input.expect("clap requires INPUT without --resume");
             let mut st = State::new(&input, finding, out)?;
             st.tries = tries.max(1);
-            let place = lab.map_or(Where::Here, Where::Lab);
-            // Lockdep targets outside the lab get a state file whether asked or not.
+            // Lockdep targets get a state file whether asked or not.
             let default_state = || {
                 let mut p = input.clone().into_os_string();
                 p.push(".shrink.json");
@@ -890,12 +889,12 @@ fn shrink_cmd(
                         .filter_map(|l| l.strip_prefix("# expect:"))
                         .any(|e| corpus::is_lockdep_title(e.trim()))
                 });
-            let f = match (state_file, &place) {
-                (Some(f), _) => Some(f),
-                (None, Where::Here) if expects_lockdep => Some(default_state()),
-                _ => None,
+            let f = match state_file {
+                Some(f) => Some(f),
+                None if expects_lockdep => Some(default_state()),
+                None => None,
             };
-            (st, f, place)
+            (st, f)
         }
     };
     eprintln!(
@@ -979,21 +978,69 @@ fn fuzz_target_driver(path: &std::path::Path) -> Option<String> {
 }
 
 /// `stress --recover`: the journal's programs, and the console's last markers when given.
-fn recover_cmd(dir: &std::path::Path, console: Option<&std::path::Path>) -> Result<ExitCode> {
-    let rec = stress::store::recover(dir)?;
+fn recover_cmd(
+    dir: &std::path::Path,
+    console: Option<&std::path::Path>,
+    json: bool,
+) -> Result<ExitCode> {
+    let workers = stress::store::recover(dir)?;
     anyhow::ensure!(
-        !rec.is_empty(),
+        !workers.is_empty(),
         "{}: the journal is empty: the run died before its first program",
         dir.display()
     );
-    let running: Vec<_> = rec.iter().filter(|r| !r.finished).collect();
+    // The kernel's own words: the console given, else the board's pstore after a reboot.
+    let mut notes = Vec::new();
+    let source = match console {
+        Some(log) => {
+            let bytes = std::fs::read(log).with_context(|| format!("read {}", log.display()))?;
+            Some((
+                log.display().to_string(),
+                String::from_utf8_lossy(&bytes).to_string(),
+            ))
+        }
+        None => pstore_source(dir, &mut notes)?,
+    };
+    let (last_markers, recovery) = match &source {
+        Some((name, text)) => (
+            stress::store::last_markers(text),
+            Some(stress::recover::recover_console(dir, text, name)?),
+        ),
+        None => Default::default(),
+    };
+    let summary = stress::recover::Summary {
+        run: dir.to_path_buf(),
+        workers,
+        source: source.map(|(name, _)| name),
+        last_markers,
+        recovery,
+        notes,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print_recovery(&summary);
+    }
+    Ok(if summary.stored() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `stress --recover` for a person.
+fn print_recovery(s: &stress::recover::Summary) {
+    for n in &s.notes {
+        println!("note: {n}");
+    }
+    let running: Vec<_> = s.workers.iter().filter(|r| !r.finished).collect();
     println!(
         "{}: {} workers journalled; {} were running a program:",
-        dir.display(),
-        rec.len(),
+        s.run.display(),
+        s.workers.len(),
         running.len()
     );
-    for r in &rec {
+    for r in &s.workers {
         println!(
             "  worker {} program {} seed {}: {} ({})",
             r.worker,
@@ -1007,32 +1054,17 @@ fn recover_cmd(dir: &std::path::Path, console: Option<&std::path::Path>) -> Resu
             r.path.display()
         );
     }
-    // The kernel's own words: the console given, else the board's pstore after a reboot.
-    let source = match console {
-        Some(log) => {
-            let bytes = std::fs::read(log).with_context(|| format!("read {}", log.display()))?;
-            Some((
-                log.display().to_string(),
-                String::from_utf8_lossy(&bytes).to_string(),
-            ))
-        }
-        None => pstore_source(dir)?,
-    };
-    let mut found = false;
-    match &source {
-        Some((name, text)) => {
-            let last = stress::store::last_markers(text);
+    match (&s.source, &s.recovery) {
+        (Some(name), Some(r)) => {
             println!("last markers in {name}:");
-            for m in last.values() {
+            for m in s.last_markers.values() {
                 println!("  {m}");
             }
-            let r = stress::recover::recover_console(dir, text, name)?;
             println!(
                 "{} kernel report(s) in {name} after the run's last live reading of the log:",
                 r.reports.len()
             );
             for rep in &r.reports {
-                found |= rep.under_test;
                 println!(
                     "  {} {}{} (epoch {}{}; running: {})",
                     if rep.under_test {
@@ -1058,35 +1090,31 @@ fn recover_cmd(dir: &std::path::Path, console: Option<&std::path::Path>) -> Resu
             for n in &r.notes {
                 println!("  note: {n}");
             }
-            if found {
-                println!("findings stored in {}", dir.join("findings").display());
+            if s.stored() {
+                println!("findings stored in {}", s.run.join("findings").display());
             }
         }
-        None => println!(
+        _ => println!(
             "no --console and no records in /sys/fs/pstore: only the journal was read; give the \
              dead boot's console log with --console to turn its kernel reports into findings"
         ),
     }
     println!(
         "replay one with: m2mfuzz run {}",
-        running.first().unwrap_or(&&rec[0]).path.display()
+        running.first().unwrap_or(&&s.workers[0]).path.display()
     );
-    Ok(if found {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 /// A board after a reboot: the pstore record holding the run's markers (console first).
-fn pstore_source(run: &std::path::Path) -> Result<Option<(String, String)>> {
+fn pstore_source(
+    run: &std::path::Path,
+    notes: &mut Vec<String>,
+) -> Result<Option<(String, String)>> {
     let dir = std::path::Path::new("/sys/fs/pstore");
-    let Some((sources, notes)) = stress::recover::pstore_sources(dir)? else {
+    let Some((sources, found)) = stress::recover::pstore_sources(dir)? else {
         return Ok(None);
     };
-    for n in &notes {
-        println!("note: {n}");
-    }
+    notes.extend(found);
     for (name, text) in &sources {
         if stress::recover::has_run(run, text)? {
             return Ok(Some((name.clone(), text.clone())));

@@ -131,6 +131,60 @@ enum Cmd {
         /// Programs (default: corpora/faults/*.m2m).
         programs: Vec<PathBuf>,
     },
+    /// C reproducers reproduce: each program's `repro --c` compiled on the host and run in a
+    /// fresh boot under `m2mfuzz watch`; its findings must be its `# expect:` lines.
+    Repro {
+        /// Output directory (emptied first; default lab-out/repro).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The expected findings and maybe more (a shrunk finding names only its own).
+        #[arg(long)]
+        at_least: bool,
+        /// Programs (default: corpora/*/*.m2m).
+        programs: Vec<PathBuf>,
+    },
+    /// Lose nothing when the kernel dies: a guest killed mid-run, then `stress --recover` in a
+    /// fresh boot; and a wedged kernel (rf_fault=128) whose report the stress check recovers.
+    Recover {
+        /// Output directory (emptied first; default lab-out/recover).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Kill the stress boot after this many seconds.
+        #[arg(long, default_value_t = 40)]
+        kill_after: u64,
+        /// Time limit of the wedged boot in seconds.
+        #[arg(long, default_value_t = 150)]
+        wedge_limit: u64,
+    },
+    /// Shrink a program or a stress finding directory in the lab: `m2mfuzz shrink --state` in one
+    /// boot, `--resume` in a fresh boot each time it exits 3, until it ends. Writes
+    /// OUT/shrunk.m2m and OUT/result.json; prints the result line.
+    Shrink {
+        /// Output directory (emptied first; default lab-out/shrink).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Give up when it still asks for a reboot after this many boots.
+        #[arg(long, default_value_t = 80)]
+        max_boots: u32,
+        /// Shrink on the host instead, each candidate in a fresh boot of its own (takes
+        /// `--finding` and `--tries`).
+        #[arg(long)]
+        each_boot: bool,
+        /// A program or a finding directory.
+        input: PathBuf,
+        /// Further `m2mfuzz shrink` options (e.g. --finding "kind: title").
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The board's way to shrink a lockdep finding: a padded fault program shrunk across boots
+    /// must come back no longer than the hand-written one, need more than one boot, and replay.
+    ShrinkResume {
+        /// Output directory (default lab-out/shrink-resume).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The program (default corpora/faults/alloc-in-section.m2m).
+        program: Option<PathBuf>,
+    },
     /// Boot the lab once for a job script (run in the guest as `sh /host/job.sh`, in /host: the
     /// share; what it writes to /host/out comes back in SHARE/out). Exit: the job's; 124 when
     /// the guest timed out; 125 when it died without a result.
@@ -282,6 +336,51 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Cmd::Repro {
+            out,
+            at_least,
+            programs,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("repro"));
+            checks::repro::run(&lab, &out, at_least, &programs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Recover {
+            out,
+            kill_after,
+            wedge_limit,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("recover"));
+            checks::recover::run(&lab, &out, kill_after, wedge_limit)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Shrink {
+            out,
+            max_boots,
+            each_boot,
+            input,
+            args,
+        } => {
+            let s = checks::shrink::ShrinkRun {
+                out: out.unwrap_or_else(|| lab.out("shrink")),
+                max_boots,
+                input,
+                args,
+            };
+            if each_boot {
+                checks::shrink::each_boot(&lab, &s)?;
+            } else {
+                checks::shrink::run(&lab, &s)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::ShrinkResume { out, program } => {
+            let program =
+                program.unwrap_or_else(|| lab.repo.join("corpora/faults/alloc-in-section.m2m"));
+            let out = out.unwrap_or_else(|| lab.out("shrink-resume"));
+            checks::shrink_resume::run(&lab, &out, &program)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Boot {
             out,
             share,
@@ -321,5 +420,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
             guest_bins::build(&lab, &dir)?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shrink_passes_the_options_after_the_input_to_m2mfuzz() {
+        // As bench.sh calls shrink.sh.
+        let cli = Cli::try_parse_from([
+            "lab",
+            "shrink",
+            "--out",
+            "o",
+            "run/findings/x",
+            "--finding",
+            "splat: a b",
+        ])
+        .unwrap();
+        let Cmd::Shrink {
+            out, input, args, ..
+        } = cli.cmd
+        else {
+            panic!("not shrink");
+        };
+        assert_eq!(out, Some(PathBuf::from("o")));
+        assert_eq!(input, PathBuf::from("run/findings/x"));
+        assert_eq!(
+            args,
+            vec!["--finding".to_string(), "splat: a b".to_string()]
+        );
     }
 }

@@ -79,6 +79,7 @@ impl Serialize for Kind {
     }
 }
 
+/// Read back as written: [`Kind::name`] only.
 impl<'de> Deserialize<'de> for Kind {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;

@@ -337,7 +337,7 @@ pub fn shrink(
 pub mod run;
 pub mod session;
 
-pub use run::{findings_concurrently, findings_here, findings_in_fresh_boot};
+pub use run::{findings_concurrently, findings_here};
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
-//! The shrinker's "does it reproduce?" runs: in this boot, in a fresh lab boot, or several
-//! programs concurrently (a finding that needs its interleaving).
+//! The shrinker's "does it reproduce?" runs: in this boot, or several programs concurrently (a
+//! finding that needs its interleaving). A fresh boot per candidate is the caller's runner
+//! ([`super::session::Where::Boot`]: the lab crate boots).
 use crate::oracle::TraceKeeper;
 use crate::program::Program;
 use std::collections::BTreeMap;
@@ -24,52 +25,6 @@ pub fn findings_here(p: &Program, keeper: &mut TraceKeeper) -> anyhow::Result<Fo
         .into_iter()
         .map(|f| (f.signature, f.op))
         .collect())
-}
-
-/// Findings of `p` run in a fresh lab boot (`ci/lab/run.sh`), its `# switch:` on the kernel
-/// command line. `share` holds the guest's static `bin/m2mfuzz` (ci/lab/build-guest-bins.sh).
-pub fn findings_in_fresh_boot(p: &Program, share: &std::path::Path) -> anyhow::Result<Found> {
-    use anyhow::Context;
-    let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/lab/run.sh");
-    std::fs::write(share.join("cand.m2m"), p.to_string())?;
-    let job = share.join("cand-job.sh");
-    std::fs::write(
-        &job,
-        "/host/bin/m2mfuzz run --json /host/cand.m2m > /host/out/cand.jsonl 2>/host/out/cand.err\n",
-    )?;
-    let out = share.parent().unwrap_or(share).join("boot");
-    let status = std::process::Command::new("bash")
-        .arg(&run)
-        .args(["--out"])
-        .arg(&out)
-        .args(["--share"])
-        .arg(share)
-        .args([
-            "--timeout",
-            "300",
-            "--cmdline",
-            p.header("switch").unwrap_or(""),
-        ])
-        .arg(&job)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .with_context(|| format!("run {}", run.display()))?;
-    let text = std::fs::read_to_string(share.join("out/cand.jsonl")).with_context(|| {
-        format!(
-            "no results from the lab boot (run.sh exit {status}); console: {}/console.log",
-            out.display()
-        )
-    })?;
-    let mut sigs = Found::new();
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line)?;
-        if let Some(s) = v["finding"]["signature"].as_str() {
-            let op = v["finding"]["op"].as_u64().map(|o| o as usize);
-            sigs.insert(s.to_string(), op);
-        }
-    }
-    Ok(sigs)
 }
 
 /// Findings of `programs` run concurrently in this boot, one thread each (as stress workers

@@ -1,6 +1,7 @@
 //! A shrink from start to end: what is shrunk (a program, or a stress finding's programs: each
 //! worker's alone, then serialized into one, else all of them concurrently with the interleaving
-//! kept), where candidates run (this boot, or a fresh lab boot each), and the state file that lets
+//! kept), where candidates run (this boot, or a fresh boot each by a runner the caller gives: the
+//! lab's `lab shrink --each-boot`), and the state file that lets
 //! a board continue after the reboot a one-shot lockdep report needs.
 //!
 //! The search is deterministic given each candidate's answer, so the state is just the answers
@@ -14,13 +15,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Runs one candidate (its switches in its `# switch:` header) in a fresh boot and returns its
+/// findings. The caller owns the boots (the lab crate): m2mfuzz does not know where a lab is.
+pub type BootRunner<'a> = &'a dyn Fn(&Program) -> Result<run::Found>;
+
 /// Where candidates run.
-#[derive(Clone, Debug)]
-pub enum Where {
+#[derive(Clone, Copy)]
+pub enum Where<'a> {
     /// In this boot.
     Here,
-    /// Each in a fresh lab boot; the share dir holds the guest's `bin/m2mfuzz`.
-    Lab(PathBuf),
+    /// Each in a fresh boot, by the runner given.
+    Boot(BootRunner<'a>),
 }
 
 /// Saved progress of a shrink.
@@ -60,6 +65,9 @@ pub struct State {
     /// not reproducing.
     #[serde(default = "race_tries")]
     pub tries: u32,
+    /// Ops before and after, once done (what the lab reads back).
+    #[serde(default)]
+    pub ops: Option<(usize, usize)>,
 }
 
 /// Runs a racy candidate gets by default: a race shows in some runs only.
@@ -195,7 +203,7 @@ fn parse_all(texts: &[String]) -> Result<Vec<Program>> {
 
 /// Run (or continue) the shrink in `state`, saving it to `state_file` after every candidate
 /// when given.
-pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result<Outcome> {
+pub fn run(mut state: State, state_file: Option<&Path>, place: &Where<'_>) -> Result<Outcome> {
     let t0 = Instant::now();
     if let Some(k) = state.pending.take() {
         if let std::collections::btree_map::Entry::Vacant(e) = state.answers.entry(k) {
@@ -317,8 +325,8 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
             state.target
         );
     };
-    if matches!(place, Where::Lab(_)) && cur.len() > 1 {
-        bail!("the finding needs its programs run concurrently: shrink it on the machine (without --lab; ci/lab/shrink.sh in the lab)");
+    if matches!(place, Where::Boot(_)) && cur.len() > 1 {
+        bail!("the finding needs its programs run concurrently: shrink it on the machine (not a boot per candidate; ci/lab/shrink.sh in the lab)");
     }
     let ops_before: usize = cur.iter().map(|p| p.ops.len()).sum();
     let cut = if cur.len() == 1 {
@@ -340,6 +348,7 @@ pub fn run(mut state: State, state_file: Option<&Path>, place: &Where) -> Result
     }
     let mut state = finish(state, t0, ran_here.get());
     state.done = true;
+    state.ops = Some((ops_before, cur.iter().map(|p| p.ops.len()).sum()));
     // The result is a regression program: the conditions and the outcome it must give.
     for p in &mut cur {
         if !state.switches.is_empty() {
@@ -383,7 +392,7 @@ fn needs_reboot(state: State, state_file: Option<&Path>) -> Result<Outcome> {
 fn run_candidate(
     progs: &[Program],
     switches: &str,
-    place: &Where,
+    place: &Where<'_>,
     keeper: &mut crate::oracle::TraceKeeper,
 ) -> Result<run::Found> {
     let with_switches = |p: &Program| {
@@ -395,8 +404,8 @@ fn run_candidate(
     };
     match (place, progs) {
         (Where::Here, [one]) => run::findings_here(&with_switches(one), keeper),
-        (Where::Lab(share), [one]) => run::findings_in_fresh_boot(&with_switches(one), share),
+        (Where::Boot(boot), [one]) => boot(&with_switches(one)),
         (Where::Here, many) => run::findings_concurrently(many, switches, keeper),
-        (Where::Lab(_), _) => bail!("concurrent candidates run on the machine, not in the lab"),
+        (Where::Boot(_), _) => bail!("concurrent candidates run on the machine, not a boot each"),
     }
 }

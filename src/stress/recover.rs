@@ -17,14 +17,14 @@ use crate::oracle::splat_finding;
 use crate::profile::stress::StressProfile;
 use crate::program::Program;
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One kernel report recovered from the console.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecoveredReport {
     /// `kind: title`.
     pub finding: String,
@@ -41,7 +41,7 @@ pub struct RecoveredReport {
 }
 
 /// What the recovery did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Recovery {
     /// Where the text came from.
     pub source: String,
@@ -49,6 +49,32 @@ pub struct Recovery {
     pub reports: Vec<RecoveredReport>,
     /// What could not be told for sure.
     pub notes: Vec<String>,
+}
+
+/// What `stress --recover` found, as `--json` prints it (one object).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Per worker, its last journalled program.
+    pub workers: Vec<store::Recovered>,
+    /// Where the kernel's words came from (a console log, a pstore record), when any.
+    pub source: Option<String>,
+    /// Per worker, the last `m2mfuzz: worker W program K seed S` marker in that text.
+    pub last_markers: BTreeMap<u32, String>,
+    /// The reports of that text the run did not read live.
+    pub recovery: Option<Recovery>,
+    /// What the pstore search noted.
+    pub notes: Vec<String>,
+}
+
+impl Summary {
+    /// True when it stored a finding (a report in the code under test).
+    pub fn stored(&self) -> bool {
+        self.recovery
+            .as_ref()
+            .is_some_and(|r| r.reports.iter().any(|x| x.under_test))
+    }
 }
 
 /// A console line: seconds since boot when timestamped, and the message. Accepts the serial
@@ -73,7 +99,7 @@ fn split_line(l: &str) -> (Option<f64>, &str) {
 }
 
 /// `m2mfuzz: worker W program K seed S` → (W, K, S).
-fn worker_marker(msg: &str) -> Option<(u32, u64, u64)> {
+pub fn worker_marker(msg: &str) -> Option<(u32, u64, u64)> {
     let rest = &msg[msg.find("m2mfuzz: worker ")? + "m2mfuzz: worker ".len()..];
     let mut it = rest.split_whitespace();
     let w = it.next()?.parse().ok()?;

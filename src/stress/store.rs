@@ -399,7 +399,7 @@ pub fn last_markers(text: &str) -> BTreeMap<u32, String> {
 }
 
 /// What `stress --recover` found: per worker, its last journalled program and whether it ended.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Recovered {
     /// Worker.
     pub worker: u32,
@@ -411,7 +411,8 @@ pub struct Recovered {
     pub finished: bool,
     /// The program's path in the journal.
     pub path: PathBuf,
-    /// The program text.
+    /// The program text (at `path`; not in `--json`).
+    #[serde(skip)]
     pub text: String,
 }
 
