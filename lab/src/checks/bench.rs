@@ -274,24 +274,27 @@ fn machine() -> String {
     format!("{}, {cores} cores, QEMU TCG", std::env::consts::ARCH)
 }
 
-/// A part's JSON document, or null when it did not run.
-fn json_file(p: &Path) -> Result<Value> {
+/// A part's JSON document, or None (null) when it did not run. The benchmarks of this crate
+/// read as their types, so their keys keep their order; the shell parts' as values.
+fn json_file<T: serde::de::DeserializeOwned>(p: &Path) -> Result<Option<T>> {
     match std::fs::read_to_string(p) {
-        Ok(t) => serde_json::from_str(&t).with_context(|| p.display().to_string()),
-        Err(_) => Ok(Value::Null),
+        Ok(t) => Ok(Some(
+            serde_json::from_str(&t).with_context(|| p.display().to_string())?,
+        )),
+        Err(_) => Ok(None),
     }
 }
 
-/// A part's JSON lines as an array, or null when it did not run.
-fn jsonl_file(p: &Path) -> Result<Value> {
+/// A part's JSON lines, or None (null) when it did not run.
+fn jsonl_file<T: serde::de::DeserializeOwned>(p: &Path) -> Result<Option<Vec<T>>> {
     match std::fs::read_to_string(p) {
-        Ok(t) => Ok(Value::Array(
+        Ok(t) => Ok(Some(
             t.lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| serde_json::from_str(l).with_context(|| p.display().to_string()))
                 .collect::<Result<_>>()?,
         )),
-        Err(_) => Ok(Value::Null),
+        Err(_) => Ok(None),
     }
 }
 
@@ -300,16 +303,16 @@ fn jsonl_file(p: &Path) -> Result<Value> {
 struct Doc {
     date: String,
     machine: String,
-    overhead: Value,
-    find: Value,
-    shrink: Value,
-    scaling: Value,
-    coverage: Value,
-    duty: Value,
+    overhead: Option<bench_overhead::Overhead>,
+    find: Option<Vec<Value>>,
+    shrink: Option<Vec<ShrinkRow>>,
+    scaling: Option<bench_scaling::Scaling>,
+    coverage: Option<Value>,
+    duty: Option<bench_duty::Duty>,
 }
 
 /// bench.json and bench.md from the parts' files in `out`.
-fn compose(out: &Path, seeds: &str, date: &str, machine: &str) -> Result<(Value, String)> {
+fn compose(out: &Path, seeds: &str, date: &str, machine: &str) -> Result<(Doc, String)> {
     let doc = Doc {
         date: date.into(),
         machine: machine.into(),
@@ -332,13 +335,12 @@ fn compose(out: &Path, seeds: &str, date: &str, machine: &str) -> Result<(Value,
         &format!("Time to first finding (stress, lab-smoke, seeds: {seeds})"),
         "find/results.md",
     );
-    if let Value::Array(rows) = &doc.shrink {
+    if let Some(rows) = &doc.shrink {
         md += "\n## Shrink quality (a stress finding, shrunk in the lab with reboots)\n\n\
                | fault | hand-written ops | stress finding ops | shrunk ops | boots | runs | wall s | C repro |\n\
                |---|---:|---:|---:|---:|---:|---:|---|\n";
         for r in rows {
-            let r: ShrinkRow = serde_json::from_value(r.clone()).context("shrink.jsonl")?;
-            md += &shrink_line(&r);
+            md += &shrink_line(r);
         }
     }
     section(
@@ -352,7 +354,7 @@ fn compose(out: &Path, seeds: &str, date: &str, machine: &str) -> Result<(Value,
         "Stress duty cycle (lab-duty, vim2m 1 ms, 320x240)",
         "duty/duty.md",
     );
-    Ok((serde_json::to_value(&doc)?, md))
+    Ok((doc, md))
 }
 
 /// A value as jq's string interpolation shows it: strings bare, the rest as JSON.
@@ -535,12 +537,23 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    /// A bench-duty.sh duty.json (2026-12-07).
+    const DUTY: &str = r#"{
+  "date": "2026-12-07T20:35:24Z", "cpus": 2, "accel": "tcg",
+  "limit_jobs_per_s": 106.30051867580808,
+  "limit_setup": "MMAP, 2 buffers a queue in flight, 320x240 RGBP→RGBP, TRANS_TIME 1 ms",
+  "stress_seconds": 61.713970586, "capture_buf_done": 3312, "output_buf_done": 3305,
+  "trace_lost": 0, "frames_dequeued": 2506, "stress_capture_done": 3312,
+  "capture_done_per_s": 53.666940703234175, "frames_done_per_s": 40.60668882919832,
+  "duty_cycle": 0.5048605723825854, "duty_cycle_dequeued_done": 0.38199897173634023
+}"#;
+
     /// The driver's report from the parts' files, as bench.sh composed it.
     #[test]
     fn the_report_composes_whatever_parts_ran() {
         let d = dir("compose");
         std::fs::create_dir_all(d.join("duty")).unwrap();
-        std::fs::write(d.join("duty/duty.json"), r#"{"duty_cycle": 0.5}"#).unwrap();
+        std::fs::write(d.join("duty/duty.json"), DUTY).unwrap();
         std::fs::write(d.join("duty/duty.md"), "| duty |\n").unwrap();
         let rows = [
             r#"{"program":"a","hand_written_ops":9,"shrunk":{"ops_before":40,"ops_after":9,"boots":2,"runs":31,"seconds":95.5},"c_reproducer_reproduces":true}"#,
@@ -555,11 +568,13 @@ mod tests {
             "x86_64, 2 cores, QEMU TCG",
         )
         .unwrap();
-        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 8);
-        assert_eq!(json["duty"]["duty_cycle"], 0.5);
-        assert!(json["overhead"].is_null() && json["find"].is_null());
-        assert_eq!(json["shrink"][2]["shrunk"], "failed");
+        let text = serde_json::to_string(&json).unwrap();
+        // bench.sh's keys in its order, a part's own keys in theirs.
+        assert!(text.starts_with(r#"{"date":"2026-12-07T20:00:00Z","machine":"x86_64, 2 cores, QEMU TCG","overhead":null,"find":null,"shrink":[{"program":"a""#), "{text}");
+        assert!(text.contains(r#""scaling":null,"coverage":null,"duty":{"date":"2026-12-07T20:35:24Z","cpus":2,"accel":"tcg","limit_jobs_per_s":106.30051867580808,"#), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["shrink"][2]["shrunk"], "failed");
+        assert_eq!(v["duty"]["duty_cycle"], 0.5048605723825854);
         assert!(md.starts_with(
             "# m2mfuzz benchmark, 2026-12-07T20:00:00Z (x86_64, 2 cores, QEMU TCG)\n"
         ));
