@@ -29,7 +29,8 @@ pub use watchdog::Watchdog;
 /// `ops` and `us_per_op` alone, timed the same way).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunTimings {
-    /// Forking the executor, from the process's start (None: not a forking run).
+    /// Forking the executor, from the process's start (this and the other phases are absent
+    /// from the C loop's line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork_ms: Option<f64>,
     /// Reading and parsing the program.
