@@ -37,8 +37,9 @@ struct RunArgs {
     /// Print only the ops that did not succeed (and the verdict), not the whole table.
     #[arg(long, conflicts_with = "json")]
     quiet: bool,
-    /// Print to stderr how long forking the executor, reading the program, finding its nodes
-    /// and running its ops took (the overhead benchmark's per-phase figures).
+    /// Print to stderr, as one JSON line (`RunTimings`), how long forking the executor, reading
+    /// the program, finding its nodes and running its ops took (the overhead benchmark's
+    /// per-phase figures).
     #[arg(long)]
     timings: bool,
 }
@@ -528,17 +529,16 @@ fn real_main() -> Result<ExitCode> {
             if timings {
                 let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
                 let run = t_ran - t_resolved;
-                eprintln!(
-                    "timings: fork {:.1} ms, read+parse {:.1} ms, node search {:.1} ms, run {:.1} \
-                     ms ({} ops, {:.1} µs/op), report {:.1} ms",
-                    ms(t_forked),
-                    ms(t_parsed - t_forked),
-                    ms(t_resolved - t_parsed),
-                    ms(run),
-                    prog.ops.len(),
-                    run.as_secs_f64() * 1e6 / prog.ops.len().max(1) as f64,
-                    ms(t0.elapsed() - t_ran)
-                );
+                let t = m2mfuzz::exec::RunTimings {
+                    fork_ms: Some(ms(t_forked)),
+                    read_parse_ms: Some(ms(t_parsed - t_forked)),
+                    node_search_ms: Some(ms(t_resolved - t_parsed)),
+                    run_ms: ms(run),
+                    ops: prog.ops.len() as u64,
+                    us_per_op: run.as_secs_f64() * 1e6 / prog.ops.len().max(1) as f64,
+                    report_ms: Some(ms(t0.elapsed() - t_ran)),
+                };
+                eprintln!("{}", serde_json::to_string(&t)?);
             }
             // The process ends here: the kernel frees a long program and its outcomes at once
             // at exit (freeing them first cost 3-4 ms of a 10 000-op run in the lab guest).

@@ -185,6 +185,69 @@ enum Cmd {
         /// The program (default corpora/faults/alloc-in-section.m2m).
         program: Option<PathBuf>,
     },
+    /// The benchmark: the parts' figures as one report (OUT/bench.md, printed) and
+    /// OUT/bench.json. Asserts nothing about speed; exit 1 when a find boot timed out or died.
+    Bench {
+        /// Output directory (kept; default lab-out/bench).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Parts, space-separated: overhead find shrink scaling coverage duty.
+        #[arg(long, default_value = "overhead find shrink scaling coverage duty")]
+        parts: String,
+        /// Stress seeds of find, space-separated.
+        #[arg(long, default_value = "1 2 3 4 5")]
+        seeds: String,
+        /// Seconds stress gets to find each fault.
+        #[arg(long, default_value_t = 120)]
+        budget: u64,
+        /// Fault programs of corpora/faults by name, space-separated (default: all).
+        #[arg(long, default_value = "")]
+        faults: String,
+        /// Seconds of each coverage mode.
+        #[arg(long, default_value_t = 300)]
+        coverage_seconds: u64,
+    },
+    /// Harness overhead: `m2mfuzz run` vs a plain C loop of the same ioctls, one boot
+    /// (OUT/overhead.{md,json}). Exit 1 when an op failed.
+    BenchOverhead {
+        /// Output directory (emptied first; default lab-out/bench-overhead).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Timed runs of each side per program.
+        #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u64).range(1..))]
+        reps: u64,
+        /// Ops of the m2m jobs program (four a job).
+        #[arg(long, default_value_t = 1000)]
+        n: u64,
+        /// QUERYBUFs of the ioctls program.
+        #[arg(long, default_value_t = 10000)]
+        n_ioctls: u64,
+    },
+    /// Stress throughput by worker count, one boot (OUT/scaling.{md,json}).
+    BenchScaling {
+        /// Output directory (emptied first; default lab-out/bench-scaling).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds of each run.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Worker counts, space-separated.
+        #[arg(long, default_value = "1 2 4")]
+        workers: String,
+    },
+    /// The stress duty cycle: `m2mfuzz limit`, then stress under a tracefs count, one boot
+    /// (OUT/duty.{md,json}). Exit: stress's when it failed.
+    BenchDuty {
+        /// Output directory (emptied first; default lab-out/bench-duty).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds of stress.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Seconds of the limit's loop.
+        #[arg(long, default_value_t = 15)]
+        limit_seconds: u64,
+    },
     /// Boot the lab once for a job script (run in the guest as `sh /host/job.sh`, in /host: the
     /// share; what it writes to /host/out comes back in SHARE/out). Exit: the job's; 124 when
     /// the guest timed out; 125 when it died without a result.
@@ -381,6 +444,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
             checks::shrink_resume::run(&lab, &out, &program)?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Bench {
+            out,
+            parts,
+            seeds,
+            budget,
+            faults,
+            coverage_seconds,
+        } => {
+            let words = |s: &str| s.split_whitespace().map(str::to_string).collect();
+            let b = checks::bench::Bench {
+                out: out.unwrap_or_else(|| lab.out("bench")),
+                parts: words(&parts),
+                seeds: words(&seeds),
+                budget,
+                faults: words(&faults),
+                coverage_seconds,
+            };
+            Ok(ExitCode::from(checks::bench::run(&lab, &b)?))
+        }
+        Cmd::BenchOverhead {
+            out,
+            reps,
+            n,
+            n_ioctls,
+        } => {
+            let s = checks::bench_overhead::Settings {
+                reps: reps as usize,
+                n,
+                n_ioctls,
+            };
+            let out = out.unwrap_or_else(|| lab.out("bench-overhead"));
+            table_or_code(checks::bench_overhead::run(&lab, &out, s)?)
+        }
+        Cmd::BenchScaling {
+            out,
+            seconds,
+            workers,
+        } => {
+            let w = checks::bench_scaling::parse_workers(&workers)?;
+            let out = out.unwrap_or_else(|| lab.out("bench-scaling"));
+            print!("{}", checks::bench_scaling::run(&lab, &out, seconds, &w)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::BenchDuty {
+            out,
+            seconds,
+            limit_seconds,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("bench-duty"));
+            table_or_code(checks::bench_duty::run(&lab, &out, seconds, limit_seconds)?)
+        }
         Cmd::Boot {
             out,
             share,
@@ -420,6 +534,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             guest_bins::build(&lab, &dir)?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// A benchmark's table printed, or the exit code of its job that failed.
+fn table_or_code(r: std::result::Result<String, i32>) -> Result<ExitCode> {
+    match r {
+        Ok(md) => {
+            print!("{md}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(rc) => Ok(ExitCode::from(rc.clamp(1, 255) as u8)),
     }
 }
 

@@ -24,6 +24,32 @@ pub use ops::fence_info;
 pub use outcome::{OpResult, Outcome};
 pub use watchdog::Watchdog;
 
+/// How long the phases of `m2mfuzz run` took: what `run --timings` prints to stderr as one JSON
+/// line (the overhead benchmark reads it; its C loop, ci/lab/bench/loop.c, prints `run_ms`,
+/// `ops` and `us_per_op` alone, timed the same way).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunTimings {
+    /// Forking the executor, from the process's start (this and the other phases are absent
+    /// from the C loop's line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_ms: Option<f64>,
+    /// Reading and parsing the program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_parse_ms: Option<f64>,
+    /// Finding the program's nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_search_ms: Option<f64>,
+    /// Running the ops, from the first after the node search to the last.
+    pub run_ms: f64,
+    /// Ops run.
+    pub ops: u64,
+    /// `run_ms` an op, in µs.
+    pub us_per_op: f64,
+    /// Judging and printing the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_ms: Option<f64>,
+}
+
 /// Executor settings.
 #[derive(Clone, Debug)]
 pub struct ExecOptions {

@@ -9,7 +9,7 @@ use crate::profile::{DriverProfile, Requests};
 use crate::program::generate::mmap_qbuf;
 use crate::program::{Handle, Hex, Memory, Node, Op, Program, Queue, ResKind};
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 /// Buffers a queue keeps in flight.
@@ -29,8 +29,8 @@ pub struct LimitOptions {
     pub duration: Duration,
 }
 
-/// The measured limit.
-#[derive(Clone, Debug, Serialize)]
+/// The measured limit (`limit --json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Limit {
     /// Driver profile.
     pub driver: String,

@@ -87,8 +87,9 @@ pub struct RunOptions {
     pub measure_limit: Option<Duration>,
 }
 
-/// Totals of a run.
-#[derive(Clone, Debug, Default, Serialize)]
+/// Totals of a run (`RUN/summary.json`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Totals {
     /// Wall seconds.
     pub seconds: f64,

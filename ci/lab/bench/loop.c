@@ -4,8 +4,9 @@
  * the C reproducer's own helpers so the ioctls and their arguments are the programs'. Nothing is
  * printed per op (a reproducer prints every op, unbuffered; a loop that did would flatter the
  * harness). Prints to stderr the time from the first op after the node search to the last, as
- * `m2mfuzz run --timings` does. Exit status 1, with a count on stderr, if any op failed.
- * Built with -I src/repro (for preamble.c) by ci/lab/bench-overhead.sh. */
+ * `m2mfuzz run --timings` does: one JSON line of its keys (run_ms, ops, us_per_op). Exit status
+ * 1, with a count on stderr, if any op failed. Built with -I src/repro (for preamble.c) by the
+ * overhead benchmark (lab/src/checks/bench_overhead.rs). */
 #include "preamble.c"
 
 int main(int argc, char **argv)
@@ -52,7 +53,8 @@ int main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double us = (t1.tv_sec - t0.tv_sec) * 1e6 + (t1.tv_nsec - t0.tv_nsec) / 1e3;
-	fprintf(stderr, "loop: run %.1f ms (%ld ops, %.1f µs/op)\n", us / 1e3, ops, us / (ops ? ops : 1));
+	/* One JSON line with the keys of `m2mfuzz run --timings` (m2mfuzz::exec::RunTimings). */
+	fprintf(stderr, "{\"run_ms\":%.3f,\"ops\":%ld,\"us_per_op\":%.3f}\n", us / 1e3, ops, us / (ops ? ops : 1));
 	if (failed) {
 		fprintf(stderr, "loop %s: %ld ops failed\n", mode, failed);
 		return 1;
