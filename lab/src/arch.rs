@@ -66,6 +66,18 @@ impl Arch {
         }
     }
 
+    /// The C++ compiler and archiver for libFuzzer (the fuzz targets), and their Debian packages.
+    pub fn cxx(self) -> (&'static str, &'static str, &'static [&'static str]) {
+        match self {
+            Arch::X86_64 => ("g++", "ar", &["g++"]),
+            Arch::Arm64 => (
+                "aarch64-linux-gnu-g++",
+                "aarch64-linux-gnu-ar",
+                &["g++-aarch64-linux-gnu"],
+            ),
+        }
+    }
+
     /// `make` prefix for the kernel when this host is not the architecture.
     pub fn cross_compile(self) -> Option<&'static str> {
         match self {

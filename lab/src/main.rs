@@ -6,6 +6,7 @@ mod arch;
 mod boot;
 mod checks;
 mod cmd;
+mod fuzz_build;
 mod guest_bins;
 mod initramfs;
 mod kernel;
@@ -247,6 +248,74 @@ enum Cmd {
         /// Seconds of the limit's loop.
         #[arg(long, default_value_t = 15)]
         limit_seconds: u64,
+    },
+    /// A fuzz target built static (libFuzzer without interceptors, no sanitizer) and run in a
+    /// fresh boot; prints one summary line. Results in OUT/share/out.
+    Fuzz {
+        /// Output directory (emptied first; default lab-out/fuzz).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The fuzz target.
+        #[arg(long, default_value = "m2m_vim2m")]
+        target: String,
+        /// libFuzzer's time limit.
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+        /// KCOV guiding libFuzzer (on), only counted (observe), or not collected (off).
+        #[arg(long, value_enum, default_value_t = checks::fuzz::Kcov::On)]
+        kcov: checks::fuzz::Kcov,
+        /// Mutate inputs as programs or as bytes.
+        #[arg(long, value_enum, default_value_t = checks::fuzz::Mutator::Programs)]
+        mutator: checks::fuzz::Mutator,
+        /// Extra kernel command line (a fault switch).
+        #[arg(long, default_value = "")]
+        cmdline: String,
+        /// Seed inputs (default fuzz/seeds/TARGET).
+        #[arg(long)]
+        seeds: Option<PathBuf>,
+        /// Further libFuzzer arguments (after --).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// The fuzz path end to end: m2m_vim2m under a fault switch stores a finding and goes on;
+    /// the stored input, decoded, replays with every finding it showed.
+    FuzzCheck {
+        /// Output directory (emptied first; default lab-out/fuzz-check).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds of fuzzing.
+        #[arg(long, default_value_t = 90)]
+        budget: u64,
+        /// The fault switch (module parameters).
+        #[arg(long, default_value = checks::fuzz_check::DEFAULT_SWITCH)]
+        switch: String,
+    },
+    /// Kernel edges of a fuzz target with KCOV guiding vs only counted, same time, fresh boots.
+    BenchCoverage {
+        /// Output directory (emptied first; default lab-out/bench-coverage).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The fuzz target.
+        #[arg(long, default_value = "m2m_vim2m")]
+        target: String,
+        /// Seconds per mode.
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+    },
+    /// Stress must find each fault program's `# expect:` finding under its switch within the
+    /// budget; a table of the time to it. Exit 1 when a fault is missed or a guest failed.
+    StressFaults {
+        /// Output directory (emptied first; default lab-out/stress-faults).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds per seed.
+        #[arg(long, default_value_t = 120)]
+        budget: u64,
+        /// Stress seeds, space-separated ("1 2 3").
+        #[arg(long, default_value = "1")]
+        seeds: String,
+        /// Fault programs (default corpora/faults/*.m2m).
+        programs: Vec<PathBuf>,
     },
     /// Boot the lab once for a job script (run in the guest as `sh /host/job.sh`, in /host: the
     /// share; what it writes to /host/out comes back in SHARE/out). Exit: the job's; 124 when
@@ -494,6 +563,66 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let out = out.unwrap_or_else(|| lab.out("bench-duty"));
             table_or_code(checks::bench_duty::run(&lab, &out, seconds, limit_seconds)?)
+        }
+        Cmd::Fuzz {
+            out,
+            target,
+            seconds,
+            kcov,
+            mutator,
+            cmdline,
+            seeds,
+            args,
+        } => {
+            let r = checks::fuzz::FuzzRun {
+                out: out.unwrap_or_else(|| lab.out("fuzz")),
+                target,
+                seconds,
+                kcov,
+                mutator,
+                cmdline,
+                seeds,
+                libfuzzer_args: args,
+            };
+            checks::fuzz::run(&lab, &r)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::FuzzCheck {
+            out,
+            budget,
+            switch,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("fuzz-check"));
+            checks::fuzz_check::run(&lab, &out, budget, &switch)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::BenchCoverage {
+            out,
+            target,
+            seconds,
+        } => {
+            let out = out.unwrap_or_else(|| lab.out("bench-coverage"));
+            checks::bench_coverage::run(&lab, &out, &target, seconds)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::StressFaults {
+            out,
+            budget,
+            seeds,
+            programs,
+        } => {
+            let seeds = seeds
+                .split_whitespace()
+                .map(|s| s.parse::<u64>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("--seeds \"{seeds}\": {e}"))?;
+            let out = out.unwrap_or_else(|| lab.out("stress-faults"));
+            let pass = checks::stress_faults::run(&lab, &out, budget, &seeds, &programs)?;
+            Ok(if pass {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Boot {
             out,

@@ -172,7 +172,7 @@ pub fn quote(s: &str) -> String {
 }
 
 /// Turn the console's kernel reports after the run's last live reading into findings.
-fn recover(run: &Path, console: &Path, out: &Path) -> Result<()> {
+pub fn recover(run: &Path, console: &Path, out: &Path) -> Result<()> {
     let text = String::from_utf8_lossy(&std::fs::read(console)?).into_owned();
     let source = console.display().to_string();
     let mut lines = Vec::new();
