@@ -164,21 +164,39 @@ pub fn build_target(lab: &Lab, target: &str, dest: Option<&Path>) -> Result<Path
         .join(triple)
         .join("release")
         .join(target);
-    let elf = std::fs::read(&bin).with_context(|| format!("read {}", bin.display()))?;
-    match is_static(&elf) {
-        Some(true) => {}
-        Some(false) => bail!(
-            "{} is not static: it names a program interpreter",
-            bin.display()
-        ),
-        None => bail!("{} is not a 64-bit little-endian ELF file", bin.display()),
-    }
+    static_for(&bin, lab.arch)?;
     if let Some(d) = dest {
         std::fs::create_dir_all(d.join("bin"))?;
         std::fs::copy(&bin, d.join("bin").join(target))
             .with_context(|| format!("copy {}", bin.display()))?;
     }
     Ok(bin)
+}
+
+/// Fail unless `bin` is a static executable for `arch` (the guest's and the board's binaries
+/// run where there is no dynamic loader).
+pub fn static_for(bin: &Path, arch: crate::arch::Arch) -> Result<()> {
+    let elf = std::fs::read(bin).with_context(|| format!("read {}", bin.display()))?;
+    // e_machine: EM_X86_64 62, EM_AARCH64 183.
+    let want: u16 = match arch {
+        crate::arch::Arch::X86_64 => 62,
+        crate::arch::Arch::Arm64 => 183,
+    };
+    let machine = elf
+        .get(0x12..0x14)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]));
+    match (is_static(&elf), machine) {
+        (Some(true), Some(m)) if m == want => Ok(()),
+        (Some(true), m) => bail!(
+            "{} is not an {arch:?} executable (e_machine {m:?})",
+            bin.display()
+        ),
+        (Some(false), _) => bail!(
+            "{} is not static: it names a program interpreter",
+            bin.display()
+        ),
+        (None, _) => bail!("{} is not a 64-bit little-endian ELF file", bin.display()),
+    }
 }
 
 /// Whether a 64-bit little-endian ELF file (x86_64 and aarch64 both) is statically linked: it

@@ -3,6 +3,7 @@
 //! and the main job without hardware.
 mod apt;
 mod arch;
+mod board;
 mod boot;
 mod checks;
 mod cmd;
@@ -342,6 +343,16 @@ enum Cmd {
         /// The job script.
         job: PathBuf,
     },
+    /// The boards' binaries (aarch64, static) built on this x86_64 machine; prints their paths
+    /// (target/aarch64-unknown-linux-gnu/release/m2mfuzz, with --fuzz the fuzz targets too).
+    BoardBuild {
+        /// Also the cargo fuzz targets (one per driver).
+        #[arg(long)]
+        fuzz: bool,
+        /// Also run the uapi layout test (and with --fuzz m2m_vim2m) under qemu-aarch64-static.
+        #[arg(long)]
+        test: bool,
+    },
     /// Build (or find cached) the lab kernel; prints the image's path.
     Kernel {
         /// Which configuration.
@@ -650,6 +661,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let booted = boot::run(&boot::Guest::of(&lab)?, &b)?;
             Ok(ExitCode::from(booted.rc()?.clamp(0, 255) as u8))
+        }
+        Cmd::BoardBuild { fuzz, test } => {
+            for b in board::build(fuzz, test)? {
+                println!("{}", b.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Kernel { variant } => {
             println!("{}", kernel::build(&lab, variant)?.display());
