@@ -6,6 +6,7 @@ mod arch;
 mod board;
 mod boot;
 mod checks;
+mod clock;
 mod cmd;
 mod fuzz_build;
 mod guest_bins;

@@ -99,7 +99,7 @@ pub fn run(lab: &Lab, b: &Bench) -> Result<u8> {
             Err(rc) => return Ok(code(rc)),
         }
     }
-    let (json, md) = compose(out, &seeds, &utc_now(), &machine())?;
+    let (json, md) = compose(out, &seeds, &crate::clock::utc_now(), &machine())?;
     write_json(&out.join("bench.json"), &json)?;
     std::fs::write(out.join("bench.md"), &md)?;
     print!("{md}");
@@ -434,46 +434,9 @@ pub fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     std::fs::write(path, t).with_context(|| format!("write {}", path.display()))
 }
 
-/// Now, UTC, as `2026-12-07T20:35:24Z`.
-pub fn utc_now() -> String {
-    let s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    utc(s)
-}
-
-/// Seconds since the epoch as an ISO 8601 UTC time (the civil calendar from days: H. Hinnant's
-/// algorithm).
-fn utc(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let t = secs % 86400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        t / 3600,
-        t / 60 % 60,
-        t % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_utc_iso() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc(1_796_671_524), "2026-12-07T19:25:24Z");
-    }
 
     #[test]
     fn medians_are_the_lower_middle_and_rounding_is_jqs() {

@@ -62,7 +62,7 @@ pub fn run(lab: &Lab, out: &Path, target: &str, seconds: u64) -> Result<Coverage
         });
     }
     let c = Coverage {
-        date: utc_now(),
+        date: crate::clock::utc_now(),
         target: target.into(),
         seconds,
         cpus: 2,
@@ -96,48 +96,9 @@ fn table(c: &Coverage) -> String {
     t
 }
 
-/// Now, as `2026-12-07T22:53:00Z`.
-fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    rfc3339(secs)
-}
-
-/// Seconds since the epoch as an RFC 3339 UTC time (the civil calendar from days, after Howard
-/// Hinnant's `civil_from_days`).
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let s = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_times_are_civil_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        // A leap day and the end of a year.
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_704_067_199), "2023-12-31T23:59:59Z");
-        assert_eq!(rfc3339(1_796_687_580), "2026-12-07T23:53:00Z");
-    }
 
     #[test]
     fn the_table_and_json_keep_bench_shs_shape() {

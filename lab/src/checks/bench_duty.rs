@@ -7,8 +7,9 @@
 //! CAPTURE buffers stress dequeued DONE a second over the limit is printed beside it, a lower
 //! bound of the DONE share.
 use crate::boot::{self, Boot, Guest};
-use crate::checks::bench::{round, utc_now, write_json};
+use crate::checks::bench::{round, write_json};
 use crate::checks::stress::copy_dir;
+use crate::clock::utc_now;
 use crate::guest_bins;
 use crate::lab::{fresh_dir, Lab};
 use anyhow::{bail, Context, Result};

@@ -15,7 +15,8 @@
 //! untimed and checked (a failing op would make either side faster; it also pays TCG's
 //! translation and the page cache). Medians of 11 by default: single runs vary by 15 % under TCG.
 use crate::boot::{self, Boot, Guest};
-use crate::checks::bench::{median, round, utc_now, write_json};
+use crate::checks::bench::{median, round, write_json};
+use crate::clock::utc_now;
 use crate::lab::{fresh_dir, Lab};
 use crate::{apt, cmd, guest_bins, kernel};
 use anyhow::{bail, Context, Result};

@@ -2,8 +2,9 @@
 //! after the other in one boot: programs, ops and CAPTURE frames a second from each run's
 //! summary. A benchmark: figures and OUT/scaling.{md,json}, no assertions about speed.
 use crate::boot::{self, Boot, Guest};
-use crate::checks::bench::{round, utc_now, write_json};
+use crate::checks::bench::{round, write_json};
 use crate::checks::stress::copy_dir;
+use crate::clock::utc_now;
 use crate::guest_bins;
 use crate::lab::{fresh_dir, Lab};
 use anyhow::{Context, Result};

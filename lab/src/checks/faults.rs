@@ -447,7 +447,7 @@ pub fn run(lab: &Lab, out: &Path, update_docs: bool, programs: &[PathBuf]) -> Re
         );
         let stamp = format!(
             "Produced by `ci/lab/faults.sh --update-docs` on {}, kernel {kernel}.",
-            utc_date(std::time::SystemTime::now())
+            crate::clock::utc_date()
         );
         for doc in [lab.repo.join("README.md"), lab.file("README.md")] {
             let text = std::fs::read_to_string(&doc)?;
@@ -484,24 +484,6 @@ fn with_table(doc: &str, stamp: &str, table: &str) -> Option<String> {
     let a = doc.find(START)? + START.len();
     let b = a + doc[a..].find(END)?;
     Some(format!("{}\n{stamp}\n\n{table}{}", &doc[..a], &doc[b..]))
-}
-
-/// The UTC date of `t` as YYYY-MM-DD.
-fn utc_date(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's days_from_civil, inverted).
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 #[cfg(test)]
@@ -654,15 +636,11 @@ mod tests {
     }
 
     #[test]
-    fn lockdep_state_and_dates_read_right() {
+    fn lockdep_state_reads_right() {
         assert!(lockdep_on(
             " lock-classes:  1000 [max: 8192]\n debug_locks:                             1\n"
         ));
         assert!(!lockdep_on(" debug_locks:                             0\n"));
         assert!(!lockdep_on(""));
-        let day = |s: u64| utc_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
-        assert_eq!(day(0), "1970-01-01");
-        assert_eq!(day(951_782_400), "2000-02-29");
-        assert_eq!(day(1_798_761_599), "2026-12-31");
     }
 }
