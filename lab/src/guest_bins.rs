@@ -96,6 +96,18 @@ pub fn build(lab: &Lab, share: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Empty `out` and make its share: OUT/share with the guest binaries and a copy of each of the
+/// repository's directories `dirs` (e.g. `stress-profiles`, `corpora`). Returns the share.
+pub fn fresh_share(lab: &Lab, out: &Path, dirs: &[&str]) -> Result<std::path::PathBuf> {
+    crate::lab::fresh_dir(out, &lab.repo)?;
+    let share = out.join("share");
+    build(lab, &share)?;
+    for d in dirs {
+        crate::checks::stress::copy_dir(&lab.repo.join(d), &share.join(d))?;
+    }
+    Ok(share)
+}
+
 /// The executable of test target `name` in cargo's JSON messages.
 fn test_executable(json: &str, name: &str) -> Option<String> {
     json.lines()

@@ -8,10 +8,9 @@
 //! bound of the DONE share.
 use crate::boot::{self, Boot, Guest};
 use crate::checks::bench::{round, write_json};
-use crate::checks::stress::copy_dir;
 use crate::clock::utc_now;
 use crate::guest_bins;
-use crate::lab::{fresh_dir, Lab};
+use crate::lab::Lab;
 use anyhow::{bail, Context, Result};
 use m2mfuzz::stress::limit::Limit;
 use m2mfuzz::stress::Totals;
@@ -64,13 +63,7 @@ pub fn run(
     secs: u64,
     limit_secs: u64,
 ) -> Result<std::result::Result<String, i32>> {
-    fresh_dir(out, &lab.repo)?;
-    let share = out.join("share");
-    guest_bins::build(lab, &share)?;
-    copy_dir(
-        &lab.repo.join("stress-profiles"),
-        &share.join("stress-profiles"),
-    )?;
+    let share = guest_bins::fresh_share(lab, out, &["stress-profiles"])?;
     let text = job(secs, limit_secs);
     std::fs::write(out.join("job.sh"), &text)?;
     let booted = boot::run(

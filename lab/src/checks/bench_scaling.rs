@@ -3,10 +3,9 @@
 //! summary. A benchmark: figures and OUT/scaling.{md,json}, no assertions about speed.
 use crate::boot::{self, Boot, Guest};
 use crate::checks::bench::{round, write_json};
-use crate::checks::stress::copy_dir;
 use crate::clock::utc_now;
 use crate::guest_bins;
-use crate::lab::{fresh_dir, Lab};
+use crate::lab::Lab;
 use anyhow::{Context, Result};
 use m2mfuzz::stress::Totals;
 use serde::{Deserialize, Serialize};
@@ -48,13 +47,7 @@ pub struct Scaling {
 
 /// Measure; returns the table.
 pub fn run(lab: &Lab, out: &Path, secs: u64, workers: &[u32]) -> Result<String> {
-    fresh_dir(out, &lab.repo)?;
-    let share = out.join("share");
-    guest_bins::build(lab, &share)?;
-    copy_dir(
-        &lab.repo.join("stress-profiles"),
-        &share.join("stress-profiles"),
-    )?;
+    let share = guest_bins::fresh_share(lab, out, &["stress-profiles"])?;
     let text = job(secs, workers);
     std::fs::write(out.join("job.sh"), &text)?;
     let timeout = workers.len() as u64 * (secs + 60) + 120;

@@ -2,7 +2,7 @@
 //! Any kernel report on the console during them fails the check too.
 use crate::boot::{self, Boot, Guest};
 use crate::guest_bins;
-use crate::lab::{fresh_dir, Lab};
+use crate::lab::Lab;
 use anyhow::{bail, Result};
 use std::path::Path;
 
@@ -27,10 +27,7 @@ exit $rc
 
 /// Run them; an error when a test failed, the guest gave no answer or the kernel reported.
 pub fn run(lab: &Lab, out: &Path, cmdline: &str) -> Result<()> {
-    fresh_dir(out, &lab.repo)?;
-    let share = out.join("share");
-    guest_bins::build(lab, &share)?;
-    crate::checks::stress::copy_dir(&lab.repo.join("corpora"), &share.join("corpora"))?;
+    let share = guest_bins::fresh_share(lab, out, &["corpora"])?;
     let guest = Guest::of(lab)?;
     let booted = boot::run(
         &guest,

@@ -12,7 +12,7 @@
 use crate::boot::{self, Boot, Guest};
 use crate::checks::faults::lockdep_on;
 use crate::guest_bins;
-use crate::lab::{fresh_dir, Lab};
+use crate::lab::Lab;
 use anyhow::{Context, Result};
 use m2mfuzz::oracle::{Exited, JsonLine};
 use std::collections::BTreeSet;
@@ -157,9 +157,7 @@ fn joined(f: &BTreeSet<String>) -> String {
 
 /// Run it; prints the table (also OUT/results.md). False when an expectation failed.
 pub fn run(lab: &Lab, out: &Path, c: &RaceCheck) -> Result<bool> {
-    fresh_dir(out, &lab.repo)?;
-    let share = out.join("share");
-    guest_bins::build(lab, &share)?;
+    let share = guest_bins::fresh_share(lab, out, &[])?;
     let guest = Guest::of(lab)?;
     let timeout = u64::from(c.seconds) * 2 + 300;
     let mut md = String::from(

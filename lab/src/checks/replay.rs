@@ -4,7 +4,7 @@
 use crate::boot::{self, Boot, Guest};
 use crate::checks::stress::{copy_dir, quote};
 use crate::guest_bins;
-use crate::lab::{fresh_dir, Lab};
+use crate::lab::Lab;
 use anyhow::{bail, Context, Result};
 use m2mfuzz::corpus::{Replayed, Status};
 use std::collections::BTreeMap;
@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// Replay `paths` (files or directories of the repository); prints a table.
 pub fn run(lab: &Lab, out: &Path, paths: &[PathBuf]) -> Result<()> {
-    fresh_dir(out, &lab.repo)?;
-    let share = out.join("share");
-    guest_bins::build(lab, &share)?;
+    let share = guest_bins::fresh_share(lab, out, &[])?;
     // The paths as the user gave them, relative to the repository, inside the share.
     let mut rels = Vec::new();
     for p in paths {

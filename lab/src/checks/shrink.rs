@@ -181,9 +181,7 @@ struct EachBootOpts {
 pub fn each_boot(lab: &Lab, s: &ShrinkRun) -> Result<ShrinkResult> {
     let t0 = Instant::now();
     let opts = EachBootOpts::try_parse_from(&s.args)?;
-    fresh_dir(&s.out, &lab.repo)?;
-    let share = s.out.join("share");
-    guest_bins::build(lab, &share)?;
+    let share = guest_bins::fresh_share(lab, &s.out, &[])?;
     let guest = Guest::of(lab)?;
     let mut state = State::new(&s.input, &opts.finding, Some(s.out.join("shrunk.m2m")))?;
     state.tries = opts.tries.max(1);

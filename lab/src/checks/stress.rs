@@ -4,7 +4,7 @@
 //! wedged or crashed kernel) the console's kernel reports the run could not store itself become
 //! findings of its store (the directory as the guest left it is kept in OUT/guest-run).
 use crate::boot::{self, Boot, Guest};
-use crate::lab::{fresh_dir, Lab};
+use crate::lab::Lab;
 use crate::{apt, guest_bins};
 use anyhow::{bail, Context, Result};
 use m2mfuzz::profile::stress::{parse_duration, StressProfile};
@@ -71,13 +71,7 @@ pub fn run(lab: &Lab, s: &StressRun) -> Result<StressOutcome> {
         None => profile.duration,
     };
     let timeout = s.timeout.unwrap_or(duration.as_secs() + 300);
-    fresh_dir(&s.out, &lab.repo)?;
-    let share = s.out.join("share");
-    guest_bins::build(lab, &share)?;
-    copy_dir(
-        &lab.repo.join("stress-profiles"),
-        &share.join("stress-profiles"),
-    )?;
+    let share = guest_bins::fresh_share(lab, &s.out, &["stress-profiles"])?;
     std::fs::create_dir_all(share.join(rel.parent().unwrap_or(Path::new("."))))?;
     std::fs::copy(&src, share.join(&rel))?;
     let job = job(&rel, &s.args, s.check_trace);

@@ -9,7 +9,7 @@ use crate::boot::{self, Boot, Ending, Guest};
 use crate::checks::fuzz::findings;
 use crate::checks::stress::{copy_dir, quote, recover};
 use crate::guest_bins;
-use crate::lab::{fresh_dir, Lab};
+use crate::lab::Lab;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -46,13 +46,7 @@ pub fn run(
     } else {
         programs.to_vec()
     };
-    fresh_dir(out, &lab.repo)?;
-    let share = out.join("share");
-    guest_bins::build(lab, &share)?;
-    copy_dir(
-        &lab.repo.join("stress-profiles"),
-        &share.join("stress-profiles"),
-    )?;
+    let share = guest_bins::fresh_share(lab, out, &["stress-profiles"])?;
     let guest = Guest::of(lab)?;
     let mut rows = Vec::new();
     let (mut missed, mut dead) = (0, 0);
