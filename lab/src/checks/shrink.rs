@@ -122,11 +122,22 @@ pub fn run(lab: &Lab, s: &ShrinkRun) -> Result<ShrinkResult> {
     let (ops_before, ops_after) = state
         .ops
         .with_context(|| format!("{} is not a finished shrink", state_file.display()))?;
+    finish(s, (ops_before, ops_after), boots.into(), t0, &state)
+}
+
+/// The result: written to OUT/result.json and printed as its line.
+fn finish(
+    s: &ShrinkRun,
+    (ops_before, ops_after): (usize, usize),
+    boots: u64,
+    t0: std::time::Instant,
+    state: &State,
+) -> Result<ShrinkResult> {
     let r = ShrinkResult {
         input: s.input.display().to_string(),
         ops_before,
         ops_after,
-        boots: boots.into(),
+        boots,
         seconds: t0.elapsed().as_secs(),
         candidates: state.answers.len(),
         runs: state.runs,
@@ -199,18 +210,7 @@ pub fn each_boot(lab: &Lab, s: &ShrinkRun) -> Result<ShrinkResult> {
         bail!("the finding needs its programs run concurrently: shrink it without --each-boot");
     };
     std::fs::write(s.out.join("shrunk.m2m"), one.to_string())?;
-    let r = ShrinkResult {
-        input: s.input.display().to_string(),
-        ops_before,
-        ops_after,
-        boots: state.runs,
-        seconds: t0.elapsed().as_secs(),
-        candidates: state.answers.len(),
-        runs: state.runs,
-    };
-    std::fs::write(s.out.join("result.json"), serde_json::to_string_pretty(&r)?)?;
-    println!("{}", r.line());
-    Ok(r)
+    finish(s, (ops_before, ops_after), state.runs, t0, &state)
 }
 
 /// One candidate's findings from a fresh boot (its `# switch:` on the kernel command line); a
