@@ -202,7 +202,7 @@ impl std::fmt::Display for NoAnswer {
 
 impl std::error::Error for NoAnswer {}
 
-/// Ctrl-C presses seen since the runner started.
+/// Ctrl-C presses (and SIGTERMs) seen since the runner started.
 static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn on_interrupt(_: libc::c_int) {
@@ -233,6 +233,10 @@ pub fn run(guest: &Guest, b: &Boot) -> Result<Booted> {
     let (qemu, pkg) = guest.arch.qemu();
     apt::need(&[pkg])?;
     catch_interrupts();
+    // A check of many boots stops at the first Ctrl-C, not only the boot it came in.
+    if interrupted() {
+        anyhow::bail!("interrupted (Ctrl-C): no further boot");
+    }
     std::fs::create_dir_all(&b.out).with_context(|| format!("create {}", b.out.display()))?;
     let results = b.share.join("out");
     let _ = std::fs::remove_dir_all(&results);
@@ -396,11 +400,12 @@ fn follow(log: &Path, done: &AtomicBool) {
 }
 
 /// The guest-side lines that make a job stoppable: `stoppable(CMD)` runs CMD in the background,
-/// sends it SIGINT when /host/stop appears (the host's Ctrl-C) and leaves its exit code in `$rc`.
+/// sends it SIGTERM when /host/stop appears (the host's Ctrl-C) and leaves its exit code in `$rc`.
+/// SIGTERM, not SIGINT: busybox sh starts `&` jobs with SIGINT ignored.
 pub fn stoppable(command: &str) -> String {
     format!(
         "{command} &\npid=$!\n\
-         ( while kill -0 $pid 2>/dev/null; do [ -e /host/stop ] && {{ kill -INT $pid; break; }}; sleep 1; done ) &\n\
+         ( while kill -0 $pid 2>/dev/null; do [ -e /host/stop ] && {{ kill -TERM $pid; break; }}; sleep 1; done ) &\n\
          wait $pid; rc=$?\n"
     )
 }

@@ -375,10 +375,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("[lab] error: {e:#}");
-            if let Some(n) = e.downcast_ref::<boot::NoAnswer>() {
-                ExitCode::from(n.code)
-            } else if boot::interrupted() {
+            if boot::interrupted() {
                 ExitCode::from(130)
+            } else if let Some(n) = e.downcast_ref::<boot::NoAnswer>() {
+                ExitCode::from(n.code)
             } else {
                 ExitCode::from(2)
             }

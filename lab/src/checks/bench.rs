@@ -5,9 +5,9 @@
 //! (`shrink.sh` and `repro-check.sh` on a finding of find), scaling ([`super::bench_scaling`]),
 //! coverage (`bench-coverage.sh`), duty ([`super::bench_duty`]). Also the helpers the benchmarks
 //! share.
-use crate::checks::{bench_duty, bench_overhead, bench_scaling};
+use crate::checks::{bench_duty, bench_overhead, bench_scaling, stress_faults};
 use crate::lab::Lab;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use m2mfuzz::stress::store::FindingMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -69,7 +69,12 @@ pub fn run(lab: &Lab, b: &Bench) -> Result<u8> {
         ];
         args.insert(0, "--out".into());
         args.extend(progs.iter().map(|p| p.to_string_lossy().into_owned()));
-        script(lab, "stress-faults.sh", &args)?;
+        // 0 all found, 1 a fault missed or a guest failed (both figures of the table); anything
+        // else (an interruption, an error) leaves no figures.
+        match script(lab, "stress-faults.sh", &args)? {
+            0 | 1 => {}
+            rc => bail!("stress-faults.sh exited {rc}: the find part has no figures"),
+        }
     }
     if has("shrink") {
         shrink(lab, out, &progs, &b.seeds)?;
@@ -103,8 +108,15 @@ pub fn run(lab: &Lab, b: &Bench) -> Result<u8> {
     write_json(&out.join("bench.json"), &json)?;
     std::fs::write(out.join("bench.md"), &md)?;
     print!("{md}");
-    let dead =
-        dead_boots(&std::fs::read_to_string(out.join("find/results.jsonl")).unwrap_or_default());
+    let dead = if has("find") || has("shrink") {
+        let results = out.join("find/results.jsonl");
+        dead_boots(
+            &std::fs::read_to_string(&results)
+                .with_context(|| format!("read {}", results.display()))?,
+        )?
+    } else {
+        0
+    };
     if dead > 0 {
         crate::say!(
             "error: {dead} stress boot(s) of the find part timed out or died: their figures are not times (consoles: {}/find/*/console.log)",
@@ -139,8 +151,8 @@ fn fault_programs(lab: &Lab, names: &[String]) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// Run a lab script that is still shell (`ci/lab/NAME`), its output on our stderr (stdout is
-/// the report's); returns its exit code.
+/// Run another lab check by its wrapper (`ci/lab/NAME`, so it runs as a user runs it), its
+/// output on our stderr (stdout is the report's); returns its exit code.
 fn script(lab: &Lab, name: &str, args: &[String]) -> Result<i32> {
     let err = std::io::stderr().as_fd().try_clone_to_owned()?;
     let mut c = Command::new(lab.file(name));
@@ -399,18 +411,15 @@ fn shrink_line(r: &ShrinkRow) -> String {
     }
 }
 
-/// find's boots that timed out or died (`found` starts "guest failed" in stress-faults.sh's
-/// results.jsonl).
-fn dead_boots(results: &str) -> usize {
-    results
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| {
-            v["found"]
-                .as_str()
-                .is_some_and(|f| f.starts_with("guest failed"))
-        })
-        .count()
+/// find's boots that timed out or died (stress-faults' typed results).
+fn dead_boots(results: &str) -> Result<usize> {
+    let mut n = 0;
+    for l in results.lines().filter(|l| !l.trim().is_empty()) {
+        let row: stress_faults::Row =
+            serde_json::from_str(l).with_context(|| format!("stress-faults result: {l}"))?;
+        n += usize::from(row.guest_failed);
+    }
+    Ok(n)
 }
 
 /// `x` rounded to `1/scale` (jq's `x * scale | round / scale`).
@@ -460,12 +469,13 @@ mod tests {
 
     #[test]
     fn dead_find_boots_are_counted_from_the_results() {
-        let r = r#"{"program":"a","switch":"s","expect":"e","seed":1,"seconds":12.5,"found":"hang: x"}
-{"program":"a","switch":"s","expect":"e","seed":2,"seconds":null,"found":"guest failed (exit 124); recovered: nothing"}
+        let r = r#"{"program":"a","switch":"s","expect":"e","seed":1,"seconds":12.5,"found":"hang: x","guest_failed":false}
+{"program":"a","switch":"s","expect":"e","seed":2,"seconds":null,"found":"guest failed (exit 124); recovered: nothing","guest_failed":true}
 {"program":"b","switch":"s","expect":"e","seed":1,"seconds":null,"found":""}
 "#;
-        assert_eq!(dead_boots(r), 1);
-        assert_eq!(dead_boots(""), 0);
+        assert_eq!(dead_boots(r).unwrap(), 1);
+        assert_eq!(dead_boots("").unwrap(), 0);
+        assert!(dead_boots("not json\n").is_err());
     }
 
     fn dir(tag: &str) -> PathBuf {

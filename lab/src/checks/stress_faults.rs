@@ -31,6 +31,9 @@ pub struct Row {
     /// Every finding stored, `kind: title; …`; for a guest that gave no answer, "guest failed
     /// (…); recovered: …".
     pub found: String,
+    /// The guest timed out or died: no time is a figure of this row.
+    #[serde(default)]
+    pub guest_failed: bool,
 }
 
 /// The outcome: whether every fault was found with every guest answering.
@@ -128,6 +131,7 @@ pub fn run(
                 seed,
                 seconds,
                 found,
+                guest_failed: died.is_some(),
             });
             write_jsonl(&out.join("results.jsonl"), &rows)?;
             if booted.interrupted {
@@ -224,6 +228,7 @@ mod tests {
             seed,
             seconds,
             found: String::new(),
+            guest_failed: false,
         }
     }
 
