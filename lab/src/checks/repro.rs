@@ -68,8 +68,30 @@ pub fn run(lab: &Lab, out: &Path, at_least: bool, programs: &[PathBuf]) -> Resul
             failed = true;
             continue;
         }
-        let text =
-            std::fs::read_to_string(booted.result(&format!("{name}.jsonl"))).unwrap_or_default();
+        // No results is no answer, not "nothing found".
+        let Ok(text) = std::fs::read_to_string(booted.result(&format!("{name}.jsonl"))) else {
+            println!(
+                "{name:<28} NO RESULTS (console: {})",
+                booted.console.display()
+            );
+            failed = true;
+            continue;
+        };
+        // watch's last line says how the reproducer ended; without it watch did not finish.
+        let ended = text.lines().any(|l| {
+            matches!(
+                serde_json::from_str::<JsonLine>(l),
+                Ok(JsonLine::Exit { .. })
+            )
+        });
+        if !ended {
+            println!(
+                "{name:<28} NO EXIT LINE (watch did not finish; console: {})",
+                booted.console.display()
+            );
+            failed = true;
+            continue;
+        }
         let got = found(&text)?;
         let v = judge(&want, &got, at_least);
         failed |= v.is_none();
