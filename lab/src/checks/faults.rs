@@ -405,6 +405,18 @@ pub fn run(lab: &Lab, out: &Path, update_docs: bool, programs: &[PathBuf]) -> Re
     for prog in &progs {
         let e = Evidence::read(&booted.results, &prog.name, &console)
             .with_context(|| format!("control; see {}", booted.console.display()))?;
+        // A run that failed before its ops shows no symptom and no finding: not clean.
+        let rc = std::fs::read_to_string(booted.result(&format!("{}.rc", prog.name)))
+            .unwrap_or_default();
+        if rc.trim() != "0" {
+            crate::say!(
+                "control: m2mfuzz run of {} exited '{}' with no switch set ({})",
+                prog.name,
+                rc.trim(),
+                booted.result(&format!("{}.err", prog.name)).display()
+            );
+            fail = true;
+        }
         for s in control_symptoms() {
             if s.shown(&e) {
                 crate::say!("control: {} shows '{s:?}' with no switch set", prog.name);
