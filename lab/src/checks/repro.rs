@@ -8,7 +8,7 @@
 //! buffer never signals, say) varies with the interleaving. A guest
 //! that times out or dies is a failure of that program, with its console; the table is finished.
 use crate::boot::{self, Boot, Guest};
-use crate::lab::{fresh_dir, Lab};
+use crate::lab::Lab;
 use crate::{apt, cmd, guest_bins, kernel};
 use anyhow::{bail, Context, Result};
 use m2mfuzz::oracle::JsonLine;
@@ -27,11 +27,9 @@ pub fn run(lab: &Lab, out: &Path, at_least: bool, programs: &[PathBuf]) -> Resul
     } else {
         programs.to_vec()
     };
-    fresh_dir(out, &lab.repo)?;
-    let share = out.join("share");
+    let share = guest_bins::fresh_share(lab, out, &[])?;
     let repros = share.join("repros");
     std::fs::create_dir_all(&repros)?;
-    guest_bins::build(lab, &share)?;
     // Builds the kernel when needed, which installs the uapi headers the C compiles against.
     kernel::build(lab, kernel::Variant::Default)?;
     let headers = lab
